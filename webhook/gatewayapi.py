@@ -1,0 +1,1 @@
+"""Gateway API semantics (being filled in)."""

@@ -1,0 +1,1 @@
+"""Policies: typed model, JSON Schema, loading with hot reload."""

@@ -1,0 +1,251 @@
+"""The cluster view: a read-only, indexed snapshot of the objects the rules need.
+
+Only one writer changes a :class:`ClusterState`: the informer (online) or the manifest
+loader (offline), both through :meth:`ClusterState.apply`, :meth:`ClusterState.remove`
+and :meth:`ClusterState.replace`. The informer calls them *on the event loop thread*
+(``loop.call_soon_threadsafe``), and a policy decision is a synchronous function that
+never awaits, so every decision reads a consistent view without locks or copies.
+
+Objects are stored without ``metadata.managedFields`` (and, for big kinds, without
+``status``): the rules never read them and they are most of an object's size.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Any, Iterable, Iterator
+
+from .. import gatewayapi as gw
+from .kinds import KINDS_BY_NAME, ROUTE_KINDS
+
+Key = tuple[str, str]  # (namespace, name); namespace is "" for cluster-scoped kinds
+
+
+def _key(obj: dict[str, Any]) -> Key:
+    meta = obj.get("metadata") or {}
+    return (meta.get("namespace") or "", meta.get("name") or "")
+
+
+def slim(obj: dict[str, Any]) -> dict[str, Any]:
+    """A shallow copy without managedFields and status, the parts no rule reads."""
+    out = {k: v for k, v in obj.items() if k != "status"}
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and "managedFields" in meta:
+        out["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+    return out
+
+
+class ClusterState:
+    """Objects by kind and key, plus the indexes the rules look up in O(1)."""
+
+    def __init__(self, *, expected_kinds: Iterable[str] = ()) -> None:
+        self._objects: dict[str, dict[Key, dict[str, Any]]] = defaultdict(dict)
+        self._gateways: dict[Key, gw.Gateway] = {}
+        self._routes: dict[tuple[str, str, str], gw.Route] = {}
+        self._grants_by_ns: dict[str, dict[str, gw.ReferenceGrant]] = defaultdict(dict)
+        self._routes_by_hostname: dict[str, set[tuple[str, str, str]]] = defaultdict(set)
+        self._routes_by_parent: dict[Key, set[tuple[str, str, str]]] = defaultdict(set)
+        self._listenersets_by_parent: dict[Key, set[Key]] = defaultdict(set)
+        self._synced: set[str] = set()
+        self._expected: set[str] = set(expected_kinds)
+        self._unavailable: dict[str, str] = {}
+        self._last_event: dict[str, float] = {}
+        self._resource_versions: dict[str, str] = {}
+        self.generation = 0  # bumped on every change; lets callers cache derived views
+
+    # ------------------------------------------------------------------ writers
+    def apply(self, kind: str, obj: dict[str, Any]) -> None:
+        """Insert or replace one object (a watch ADDED/MODIFIED event)."""
+        key = _key(obj)
+        self._unindex(kind, key)
+        stored = slim(obj)
+        self._objects[kind][key] = stored
+        self._index(kind, key, stored)
+        self._touch(kind)
+
+    def remove(self, kind: str, namespace: str, name: str) -> None:
+        """Forget one object (a watch DELETED event). Unknown objects are ignored."""
+        key = (namespace or "", name)
+        self._unindex(kind, key)
+        self._objects[kind].pop(key, None)
+        self._touch(kind)
+
+    def replace(self, kind: str, objects: Iterable[dict[str, Any]], resource_version: str = "") -> None:
+        """Make ``kind`` hold exactly ``objects`` (a relist): nothing stale survives."""
+        for key in list(self._objects.get(kind, {})):
+            self._unindex(kind, key)
+        self._objects[kind] = {}
+        for obj in objects:
+            key = _key(obj)
+            stored = slim(obj)
+            self._objects[kind][key] = stored
+            self._index(kind, key, stored)
+        if resource_version:
+            self._resource_versions[kind] = resource_version
+        self._touch(kind)
+
+    def mark_synced(self, kind: str) -> None:
+        self._synced.add(kind)
+        self._unavailable.pop(kind, None)
+        self._expected.add(kind)
+
+    def mark_unavailable(self, kind: str, reason: str) -> None:
+        """The kind cannot be listed (its CRD is not installed, RBAC is missing, ...)."""
+        self._unavailable[kind] = reason
+        self._expected.add(kind)
+
+    def expect(self, kinds: Iterable[str]) -> None:
+        self._expected.update(kinds)
+
+    def set_resource_version(self, kind: str, resource_version: str) -> None:
+        self._resource_versions[kind] = resource_version
+
+    def _touch(self, kind: str) -> None:
+        self._last_event[kind] = time.monotonic()
+        self.generation += 1
+
+    # ------------------------------------------------------------------ indexes
+    def _index(self, kind: str, key: Key, obj: dict[str, Any]) -> None:
+        if kind == "Gateway":
+            gateway = gw.Gateway.from_object(obj)
+            self._gateways[key] = gateway
+        elif kind in ROUTE_KINDS:
+            route = gw.Route.from_object(obj, kind=kind)
+            rkey = (kind, key[0], key[1])
+            self._routes[rkey] = route
+            for hostname in route.hostnames:
+                self._routes_by_hostname[hostname].add(rkey)
+            for ref in route.parent_refs:
+                self._routes_by_parent[ref.gateway_key].add(rkey)
+        elif kind == "ReferenceGrant":
+            self._grants_by_ns[key[0]][key[1]] = gw.ReferenceGrant.from_object(obj)
+        elif kind == "ListenerSet":
+            parent = gw.listenerset_parent(obj)
+            if parent is not None:
+                self._listenersets_by_parent[parent].add(key)
+
+    def _unindex(self, kind: str, key: Key) -> None:
+        old = self._objects.get(kind, {}).get(key)
+        if old is None:
+            return
+        if kind == "Gateway":
+            self._gateways.pop(key, None)
+        elif kind in ROUTE_KINDS:
+            rkey = (kind, key[0], key[1])
+            route = self._routes.pop(rkey, None)
+            if route is not None:
+                for hostname in route.hostnames:
+                    bucket = self._routes_by_hostname.get(hostname)
+                    if bucket is not None:
+                        bucket.discard(rkey)
+                        if not bucket:
+                            del self._routes_by_hostname[hostname]
+                for ref in route.parent_refs:
+                    bucket = self._routes_by_parent.get(ref.gateway_key)
+                    if bucket is not None:
+                        bucket.discard(rkey)
+                        if not bucket:
+                            del self._routes_by_parent[ref.gateway_key]
+        elif kind == "ReferenceGrant":
+            grants = self._grants_by_ns.get(key[0])
+            if grants is not None:
+                grants.pop(key[1], None)
+        elif kind == "ListenerSet":
+            parent = gw.listenerset_parent(old)
+            if parent is not None:
+                self._listenersets_by_parent[parent].discard(key)
+
+    # ------------------------------------------------------------------ readers
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._objects.get(kind, {}).get((namespace or "", name))
+
+    def objects(self, kind: str) -> Iterator[dict[str, Any]]:
+        return iter(list(self._objects.get(kind, {}).values()))
+
+    def count(self, kind: str) -> int:
+        return len(self._objects.get(kind, {}))
+
+    def namespace_labels(self, name: str) -> dict[str, str] | None:
+        """A namespace's labels, or None when the namespace is not known."""
+        ns = self._objects.get("Namespace", {}).get(("", name))
+        if ns is None:
+            return None
+        labels = (ns.get("metadata") or {}).get("labels") or {}
+        # The apiserver sets this label on every namespace (since 1.21); manifests may not.
+        return {"kubernetes.io/metadata.name": name, **labels}
+
+    def has_namespace(self, name: str) -> bool:
+        return ("", name) in self._objects.get("Namespace", {})
+
+    def gateway_class(self, name: str) -> dict[str, Any] | None:
+        return self._objects.get("GatewayClass", {}).get(("", name))
+
+    def gateway(self, namespace: str, name: str) -> gw.Gateway | None:
+        return self._gateways.get((namespace, name))
+
+    def gateways(self) -> Iterator[gw.Gateway]:
+        return iter(list(self._gateways.values()))
+
+    def reference_grants(self, namespace: str) -> tuple[gw.ReferenceGrant, ...]:
+        """ReferenceGrants that live in ``namespace`` (the namespace being referred to)."""
+        return tuple(self._grants_by_ns.get(namespace, {}).values())
+
+    def route(self, kind: str, namespace: str, name: str) -> gw.Route | None:
+        return self._routes.get((kind, namespace, name))
+
+    def routes(self) -> Iterator[gw.Route]:
+        return iter(list(self._routes.values()))
+
+    def routes_with_hostname(self, hostname: str) -> tuple[gw.Route, ...]:
+        """Routes that list exactly ``hostname`` (wildcards are matched as written)."""
+        keys = self._routes_by_hostname.get(hostname, ())
+        return tuple(self._routes[k] for k in keys if k in self._routes)
+
+    def routes_attached_to(self, namespace: str, name: str) -> tuple[gw.Route, ...]:
+        """Routes with a parentRef naming Gateway ``namespace/name``."""
+        keys = self._routes_by_parent.get((namespace, name), ())
+        return tuple(self._routes[k] for k in sorted(keys) if k in self._routes)
+
+    def listenersets_of(self, namespace: str, name: str) -> tuple[dict[str, Any], ...]:
+        keys = self._listenersets_by_parent.get((namespace, name), ())
+        objs = self._objects.get("ListenerSet", {})
+        return tuple(objs[k] for k in sorted(keys) if k in objs)
+
+    # ------------------------------------------------------------------ freshness
+    def is_synced(self, kind: str) -> bool:
+        return kind in self._synced
+
+    @property
+    def synced(self) -> bool:
+        """Every expected kind has been listed once (unavailable kinds do not block)."""
+        return all(k in self._synced or k in self._unavailable for k in self._expected)
+
+    @property
+    def expected_kinds(self) -> frozenset[str]:
+        return frozenset(self._expected)
+
+    def unavailable(self) -> dict[str, str]:
+        return dict(self._unavailable)
+
+    def last_event_age(self, kind: str, now: float | None = None) -> float | None:
+        """Seconds since the last change to ``kind`` (None when never seen)."""
+        at = self._last_event.get(kind)
+        if at is None:
+            return None
+        return (time.monotonic() if now is None else now) - at
+
+    def resource_version(self, kind: str) -> str:
+        return self._resource_versions.get(kind, "")
+
+    @classmethod
+    def from_objects(cls, objects: Iterable[dict[str, Any]]) -> "ClusterState":
+        """An offline view: every known kind counts as synced."""
+        state = cls()
+        for obj in objects:
+            kind = obj.get("kind")
+            if isinstance(kind, str) and kind in KINDS_BY_NAME:
+                state.apply(kind, obj)
+        for kind in KINDS_BY_NAME:
+            state.mark_synced(kind)
+        return state
