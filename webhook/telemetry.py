@@ -1,39 +1,470 @@
-"""Telemetry interface (placeholder implementation; replaced by the OpenTelemetry one)."""
+"""Telemetry: Prometheus metrics, OpenTelemetry traces and the decision log of one process.
+
+Three outputs, each for a different reader:
+
+* **metrics** in the Prometheus text format, from a :class:`~prometheus_client.CollectorRegistry`
+  owned by the instance (dashboards and alerts, see ``deploy/observability/``);
+* **one span per admission request** from an OpenTelemetry SDK ``TracerProvider`` owned by
+  the instance. Spans are exported (OTLP over HTTP) only when the standard ``OTEL_*``
+  variables ask for it; otherwise the tracer is a no-op, so unused tracing costs nothing;
+* **one decision log line** per request on the ``routewarden.decision`` logger: allowed
+  requests without findings at DEBUG, denials, warnings and audit findings at INFO.
+
+Spans and logs carry kind, namespace, name, operation, user name and rule ids, never
+object contents: whatever an object holds (a Secret's data, a token in an annotation)
+does not leave through telemetry.
+
+No globals: each :class:`Telemetry` has its own registry and provider, so tests can build
+as many as they like. ``setup(set_global=True)`` also installs the provider as
+OpenTelemetry's global one, for libraries instrumented against the global API.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+import logging
+import os
+import time
+from typing import Any, Iterable, Iterator, Literal, Mapping, Protocol
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+)
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder
+
+from . import __version__
+from .admission import AdmissionRequest
+from .decision import Decision
+from .logs import fields
+
+log = logging.getLogger(__name__)
+decision_log = logging.getLogger("routewarden.decision")
+
+DecisionLabel = Literal["allowed", "denied", "error", "rejected"]
+
+# Most decisions take well under a millisecond (an in-memory lookup); the apiserver's
+# timeout is at most 30 s and ours is a few seconds. Buckets span both ends.
+DURATION_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+    0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)
+UNKNOWN = "unknown"
+_REASON_LIMIT = 200
+
+
+class StateView(Protocol):
+    """What the cache metrics read from :class:`webhook.state.store.ClusterState`."""
+
+    @property
+    def expected_kinds(self) -> frozenset[str]: ...
+
+    def count(self, kind: str) -> int: ...
+
+    def is_synced(self, kind: str) -> bool: ...
+
+    def last_event_age(self, kind: str, now: float | None = None) -> float | None: ...
+
+
+# ---------------------------------------------------------------------------- metrics
+class _Metrics:
+    """Every metric routewarden exports, registered in one registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "routewarden_admission_requests", "Admission reviews answered, by outcome.",
+            ["webhook", "kind", "operation", "decision", "dry_run"], registry=registry,
+        )
+        self.duration = Histogram(
+            "routewarden_admission_duration_seconds", "Time to answer an admission review.",
+            ["webhook", "kind"], buckets=DURATION_BUCKETS, registry=registry,
+        )
+        self.violations = Counter(
+            "routewarden_violations", "Rule violations found at admission, by rule and mode.",
+            ["rule", "mode"], registry=registry,
+        )
+        self.patches = Counter(
+            "routewarden_patches", "Admission responses that carried a JSON Patch.",
+            ["kind"], registry=registry,
+        )
+        self.rejected = Counter(
+            "routewarden_review_rejected", "HTTP bodies that were not a usable AdmissionReview.",
+            ["webhook", "status"], registry=registry,
+        )
+        self.reloads = Counter(
+            "routewarden_policy_reloads", "Policy (re)loads, by result.", ["result"], registry=registry,
+        )
+        self.last_reload = Gauge(
+            "routewarden_policy_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful policy load.", registry=registry,
+        )
+        self.cert_expiry = Gauge(
+            "routewarden_certificate_expiry_timestamp_seconds",
+            "Unix time at which the serving certificate expires.", registry=registry,
+        )
+        self.audit = Gauge(
+            "routewarden_audit_violations", "Violations found by the last audit of the cluster.",
+            ["rule", "mode", "namespace"], registry=registry,
+        )
+        # Series that alerts take rates of must exist before the first event.
+        for result in ("success", "failure"):
+            self.reloads.labels(result=result)
+
+
+class _CacheCollector:
+    """The cluster view's freshness, computed at scrape time from the live state."""
+
+    def __init__(self) -> None:
+        self.state: StateView | None = None
+
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        return self._families()
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        synced, objects, age = self._families()
+        state = self.state
+        if state is None:
+            return [synced, objects, age]
+        try:
+            now = time.monotonic()
+            for kind in sorted(state.expected_kinds):
+                synced.add_metric([kind], 1.0 if state.is_synced(kind) else 0.0)
+                objects.add_metric([kind], float(state.count(kind)))
+                seconds = state.last_event_age(kind, now)
+                if seconds is not None:
+                    age.add_metric([kind], seconds)
+        except Exception:  # a scrape must not fail because the view changed under it
+            log.exception("could not read the cluster view for cache metrics")
+        return [synced, objects, age]
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily("routewarden_cache_synced",
+                              "1 when the kind has been listed and is watched.", labels=["kind"]),
+            GaugeMetricFamily("routewarden_cache_objects", "Objects of the kind in the cluster view.",
+                              labels=["kind"]),
+            GaugeMetricFamily("routewarden_cache_last_event_age_seconds",
+                              "Seconds since the last list or watch event for the kind.", labels=["kind"]),
+        )
+
+
+# ---------------------------------------------------------------------------- tracing
+def traces_exporter_names(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """The span exporters the standard ``OTEL_*`` variables ask for (none by default).
+
+    ``OTEL_TRACES_EXPORTER`` wins when set (``otlp``, ``console``, ``none``, or a comma
+    list); otherwise an OTLP endpoint variable turns on ``otlp``. Unlike the SDK's own
+    default, nothing is exported when no endpoint is given: a webhook must not try to
+    reach a collector that nobody configured.
+    """
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return ()
+    explicit = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if explicit:
+        names = tuple(dict.fromkeys(n.strip() for n in explicit.split(",") if n.strip()))
+        return () if "none" in names else names
+    if environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        return ("otlp",)
+    return ()
+
+
+def _otlp_exporter(environ: Mapping[str, str]) -> SpanExporter | None:
+    protocol = environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+    if protocol and protocol != "http/protobuf":
+        log.warning("OTLP protocol %r is not supported; traces are sent as http/protobuf "
+                    "(point the endpoint at the collector's HTTP port, usually 4318)", protocol)
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    except ImportError:
+        log.error("traces are not exported: an OTLP endpoint is configured but "
+                  "opentelemetry-exporter-otlp-proto-http is not installed "
+                  "(install routewarden[otlp])")
+        return None
+    # The exporter reads the endpoint, headers, timeout and TLS settings from OTEL_* itself.
+    return OTLPSpanExporter()
+
+
+def _exporter(name: str, environ: Mapping[str, str]) -> SpanExporter | None:
+    if name == "otlp":
+        return _otlp_exporter(environ)
+    if name == "console":
+        return ConsoleSpanExporter()
+    log.warning("OTEL_TRACES_EXPORTER=%s is not supported (use otlp, console or none); ignored", name)
+    return None
+
+
+def _resource(service_name: str, environ: Mapping[str, str]) -> Resource:
+    # Resource.create merges OTEL_RESOURCE_ATTRIBUTES; OTEL_SERVICE_NAME beats our default.
+    return Resource.create({
+        SERVICE_NAME: environ.get("OTEL_SERVICE_NAME") or service_name,
+        SERVICE_VERSION: __version__,
+    })
+
+
+# ---------------------------------------------------------------------------- decisions
+def decision_label(decision: Decision) -> DecisionLabel:
+    """``allowed``, ``denied``, or ``error`` for a decision that reports a server fault."""
+    if decision.allowed:
+        return "allowed"
+    return "error" if decision.code >= 500 else "denied"
+
+
+def _request_fields(request: AdmissionRequest | None) -> dict[str, Any]:
+    if request is None:
+        return {"uid": "", "user": "", "kind": UNKNOWN, "namespace": "", "name": "",
+                "operation": UNKNOWN, "dry_run": False}
+    return {
+        "uid": request.uid,
+        "user": request.user.username,
+        "kind": request.kind.kind,
+        "namespace": request.namespace,
+        "name": request.name,
+        "operation": request.operation,
+        "dry_run": request.dry_run,
+    }
 
 
 class AdmissionRecorder:
-    def finish(self, decision: Any) -> None:  # pragma: no cover - interface
-        pass
+    """What a handler reports about one admission request; recorded when its block ends."""
+
+    def __init__(self, *, webhook: str, request: AdmissionRequest | None, request_id: str | None) -> None:
+        self.webhook = webhook
+        self.request = request
+        self.request_id = request_id
+        self.decision: Decision | None = None
+
+    def set_request(self, request: AdmissionRequest) -> None:
+        """The request, when the block parsed it after opening the recorder."""
+        self.request = request
+
+    def finish(self, decision: Decision) -> None:
+        """The answer sent back. Without it (or if the block raises) the outcome is ``error``."""
+        self.decision = decision
 
 
 class Telemetry:
+    """Metrics, traces and decision logs for one webhook process."""
+
+    def __init__(
+        self,
+        *,
+        service_name: str = "routewarden",
+        tracer_provider: TracerProvider | None = None,
+        registry: CollectorRegistry | None = None,
+        exporters: tuple[str, ...] = (),
+    ) -> None:
+        self.service_name = service_name
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self._metrics = _Metrics(self.registry)
+        self._cache = _CacheCollector()
+        self.registry.register(self._cache)
+        self._provider = tracer_provider
+        self._tracer: trace.Tracer = (
+            tracer_provider.get_tracer("routewarden", __version__) if tracer_provider else trace.NoOpTracer()
+        )
+        self.exporters = exporters
+        self._propagator = TraceContextTextMapPropagator()
+        self._closed = False
+
     @classmethod
-    def setup(cls, **_: Any) -> "Telemetry":
-        return cls()
+    def setup(
+        cls,
+        service_name: str = "routewarden",
+        *,
+        span_exporter: SpanExporter | None = None,
+        span_processor: SpanProcessor | None = None,
+        environ: Mapping[str, str] | None = None,
+        set_global: bool = False,
+        registry: CollectorRegistry | None = None,
+    ) -> "Telemetry":
+        """Build telemetry once at start, configured by the standard ``OTEL_*`` variables.
 
+        ``span_exporter`` (exported synchronously, for tests) and ``span_processor`` are
+        added to whatever the environment asks for. With neither and no exporter in the
+        environment there is no TracerProvider at all.
+        """
+        env = os.environ if environ is None else environ
+        processors: list[SpanProcessor] = []
+        names: list[str] = []
+        if span_exporter is not None:
+            processors.append(SimpleSpanProcessor(span_exporter))
+            names.append(type(span_exporter).__name__)
+        if span_processor is not None:
+            processors.append(span_processor)
+            names.append(type(span_processor).__name__)
+        for name in traces_exporter_names(env):
+            exporter = _exporter(name, env)
+            if exporter is not None:
+                processors.append(BatchSpanProcessor(exporter))
+                names.append(type(exporter).__name__)
+        provider: TracerProvider | None = None
+        if processors:
+            provider = TracerProvider(resource=_resource(service_name, env), shutdown_on_exit=False)
+            for processor in processors:
+                provider.add_span_processor(processor)
+            if set_global:
+                trace.set_tracer_provider(provider)
+            log.info("tracing on: %s", ", ".join(names))
+        return cls(service_name=service_name, tracer_provider=provider, registry=registry,
+                   exporters=tuple(names))
+
+    @property
+    def tracing(self) -> bool:
+        """Whether spans are recorded and exported anywhere."""
+        return self._provider is not None
+
+    # ------------------------------------------------------------------ admission
     @contextlib.contextmanager
-    def admission(self, *, webhook: str, request: Any, request_id: str | None = None) -> Iterator[AdmissionRecorder]:
-        yield AdmissionRecorder()
+    def admission(
+        self,
+        *,
+        webhook: str,
+        request: AdmissionRequest | None = None,
+        request_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Iterator[AdmissionRecorder]:
+        """Time one admission request; its metrics, span and log line are written on exit.
 
+        ``headers`` may carry a W3C ``traceparent`` (kube-apiserver sends one when its own
+        tracing is on), making the span a child of the apiserver's.
+        """
+        started = time.perf_counter()
+        parent = self._propagator.extract(headers) if headers is not None and self.tracing else None
+        recorder = AdmissionRecorder(webhook=webhook, request=request, request_id=request_id)
+        with self._tracer.start_as_current_span(
+            f"admission.{webhook}", context=parent, kind=SpanKind.SERVER,
+            record_exception=False, set_status_on_exception=False,
+        ) as span:
+            error: str | None = None
+            try:
+                yield recorder
+            except BaseException as exc:
+                error = type(exc).__name__
+                raise
+            finally:
+                if error is None and recorder.decision is None:
+                    error = "NoDecision"
+                self._record(recorder, span, seconds=time.perf_counter() - started, error=error)
+
+    def _record(self, rec: AdmissionRecorder, span: trace.Span, *, seconds: float, error: str | None) -> None:
+        decision = None if error else rec.decision
+        label: DecisionLabel = "error" if decision is None else decision_label(decision)
+        req = _request_fields(rec.request)
+        m = self._metrics
+        m.requests.labels(webhook=rec.webhook, kind=req["kind"], operation=req["operation"],
+                          decision=label, dry_run=str(req["dry_run"]).lower()).inc()
+        m.duration.labels(webhook=rec.webhook, kind=req["kind"]).observe(seconds)
+        rules: list[str] = []
+        if decision is not None:
+            for violation in decision.violations:
+                m.violations.labels(rule=violation.rule, mode=str(violation.mode)).inc()
+            if decision.allowed and decision.patch:
+                m.patches.labels(kind=req["kind"]).inc()
+            rules = list(decision.rules)
+        line = {
+            "webhook": rec.webhook, **req, "decision": label, "rules": rules,
+            "warnings": len(decision.warnings) if decision else 0,
+            "patch_ops": len(decision.patch) if decision and decision.allowed else 0,
+            "latency_ms": round(seconds * 1000, 3),
+        }
+        if rec.request_id:
+            line["request_id"] = rec.request_id
+        if decision is not None and not decision.allowed:
+            line["reason"] = decision.reason
+        if error:
+            line["error"] = error
+        if span.is_recording():
+            self._annotate(span, line, error=error)
+            line["trace_id"] = format(span.get_span_context().trace_id, "032x")
+        self._log(line, decision)
+
+    @staticmethod
+    def _annotate(span: trace.Span, line: Mapping[str, Any], *, error: str | None) -> None:
+        span.set_attributes({
+            "k8s.resource.kind": line["kind"],
+            "k8s.namespace.name": line["namespace"],
+            "k8s.object.name": line["name"],
+            "admission.webhook": line["webhook"],
+            "admission.operation": line["operation"],
+            "admission.dry_run": line["dry_run"],
+            "admission.decision": line["decision"],
+            "admission.rules": line["rules"],
+            "admission.uid": line["uid"],
+            "admission.warnings": line["warnings"],
+            "admission.patch_ops": line["patch_ops"],
+        })
+        if "request_id" in line:
+            span.set_attribute("http.request_id", line["request_id"])
+        if error:
+            span.set_attribute("error.type", error)
+            span.set_status(Status(StatusCode.ERROR, error))
+
+    @staticmethod
+    def _log(line: dict[str, Any], decision: Decision | None) -> None:
+        if decision is None:
+            level = logging.ERROR
+        elif not decision.allowed or decision.violations or decision.warnings:
+            level = logging.INFO
+        else:
+            level = logging.DEBUG
+        if not decision_log.isEnabledFor(level):
+            return
+        where = f"{line['namespace']}/{line['name']}" if line["namespace"] else line["name"]
+        decision_log.log(level, "%s %s %s", line["decision"], line["kind"], where, extra=fields(**line))
+
+    # ------------------------------------------------------------------ other events
     def review_rejected(self, *, webhook: str, status: int, reason: str) -> None:
-        pass
-
-    def metrics(self) -> tuple[bytes, str]:
-        return b"", "text/plain; version=0.0.4"
+        """A body that is not a usable AdmissionReview (answered with HTTP ``status``)."""
+        self._metrics.rejected.labels(webhook=webhook, status=str(status)).inc()
+        self._metrics.requests.labels(webhook=webhook, kind=UNKNOWN, operation=UNKNOWN,
+                                      decision="rejected", dry_run="false").inc()
+        short = reason if len(reason) <= _REASON_LIMIT else reason[:_REASON_LIMIT] + "..."
+        decision_log.warning("rejected review", extra=fields(
+            webhook=webhook, decision="rejected", status=status, reason=short))
 
     def policy_reloaded(self, *, ok: bool) -> None:
-        pass
+        self._metrics.reloads.labels(result="success" if ok else "failure").inc()
+        if ok:
+            self._metrics.last_reload.set(time.time())
 
     def certificate_expiry(self, not_after_epoch: float) -> None:
-        pass
+        """The serving certificate's notAfter, as Unix time (call again on rotation)."""
+        self._metrics.cert_expiry.set(not_after_epoch)
 
-    def watch_state(self, state: Any) -> None:
-        pass
+    def audit_results(self, counts: Mapping[tuple[str, ...], int]) -> None:
+        """Replace the audit gauge with ``{(rule, mode[, namespace]): count}`` from the last audit."""
+        gauge = self._metrics.audit
+        gauge.clear()
+        for key, count in counts.items():
+            rule, mode, *rest = key
+            gauge.labels(rule=rule, mode=str(mode), namespace=rest[0] if rest else "").set(count)
+
+    def watch_state(self, state: StateView) -> None:
+        """Export the cache metrics of ``state`` (read at every scrape)."""
+        self._cache.state = state
+
+    def metrics(self, accept: str | None = None) -> tuple[bytes, str]:
+        """The exposition and its content type (OpenMetrics when ``accept`` asks for it)."""
+        if accept:
+            encoder, content_type = choose_encoder(accept)
+            return encoder(self.registry), content_type
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
     def shutdown(self) -> None:
-        pass
+        """Flush and stop span exporters. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._provider is not None:
+            self._provider.shutdown()
