@@ -1,0 +1,591 @@
+"""List and watch the watched kinds into a :class:`ClusterState`, as client-go reflectors do.
+
+One :class:`Reflector` per kind, each on its own thread because the ``kubernetes`` client
+blocks. A reflector:
+
+1. discovers which of the kind's ``versions`` the apiserver serves
+   (``GET /apis/<group>/<version>``); a kind with none is *unavailable* (its CRD is not
+   installed, or RBAC forbids it) and is retried every ``unavailable_retry`` seconds;
+2. lists it, page by page, and hands the whole list to ``state.replace`` so that nothing
+   deleted while we were not watching survives, then marks the kind synced;
+3. watches from the list's resourceVersion with bookmarks, remembering the last
+   resourceVersion seen, and re-watches from it when the server ends the watch or the
+   connection drops;
+4. relists when the server says that resourceVersion is gone (HTTP 410, or an ERROR event
+   carrying a 410 Status), and backs off exponentially with full jitter on connection
+   errors, 429 and 5xx.
+
+Threads never touch the view: every write is posted to the event loop with
+``loop.call_soon_threadsafe``, so the loop that answers admissions never waits on the
+network and decisions, which never await, always read a consistent view.
+
+Watch streams are read raw (``_preload_content``-style) and decoded line by line with
+orjson: the typed models of the ``kubernetes`` client are slow and the rules want dicts.
+
+Errors, from the reflector's point of view::
+
+    _Unavailable   404 on discovery/list, 401/403  -> mark_unavailable, retry slowly
+    _Gone          410 (HTTP or ERROR event)        -> relist now
+    _Retryable     connection errors, 429, 5xx     -> backoff, re-watch from the last RV
+    anything else  (a bug, a malformed answer)     -> logged, backoff, relist
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
+from urllib.parse import quote
+
+import kubernetes.client
+import orjson
+import urllib3
+
+from .kinds import WATCHED_KINDS, WatchedKind
+from .store import ClusterState
+
+log = logging.getLogger("routewarden.informer")
+
+EventHook = Callable[[str, str, "dict[str, Any] | None"], None]
+"""``on_event(kind, type, obj)`` runs on the loop after each change to the view.
+
+``type`` is ADDED, MODIFIED, DELETED, or SYNCED (a list replaced the kind; ``obj`` is None).
+"""
+
+_READ_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class InformerConfig:
+    """Timings. Defaults follow client-go; tests shrink them."""
+
+    watch_timeout: float = 300.0  # server-side timeoutSeconds, jittered up to twice this
+    page_size: int = 500
+    backoff_initial: float = 0.8
+    backoff_max: float = 30.0
+    unavailable_retry: float = 30.0  # jittered by +/- 25 %
+    connect_timeout: float = 10.0
+    request_timeout: float = 60.0  # read timeout for discovery and list pages
+    read_margin: float = 30.0  # a watch read gives up this long after its server timeout
+    stop_timeout: float = 5.0
+
+
+@dataclass
+class KindStats:
+    """What one reflector has been doing; read by telemetry and /readyz diagnostics."""
+
+    kind: str
+    version: str = ""
+    resource_version: str = ""
+    available: bool = False
+    last_sync: float | None = None  # wall clock of the last completed list
+    last_event: float | None = None
+    lists: int = 0
+    relists: int = 0
+    watch_restarts: int = 0
+    errors: int = 0
+    events: int = 0
+    bookmarks: int = 0
+    last_error: str = ""
+
+
+@dataclass
+class InformerStats:
+    """Per-kind counters, written by reflector threads, read anywhere (plain ints)."""
+
+    kinds: dict[str, KindStats] = field(default_factory=dict)
+
+    def of(self, kind: str) -> KindStats:
+        stats = self.kinds.get(kind)
+        if stats is None:
+            stats = self.kinds[kind] = KindStats(kind)
+        return stats
+
+
+class _Unavailable(Exception):
+    """The kind cannot be listed now: not served (``served=False``), or not allowed."""
+
+    def __init__(self, message: str, *, served: bool = True) -> None:
+        super().__init__(message)
+        self.served = served
+
+
+class _NotFound(Exception):
+    """The served version went away (CRD deleted or upgraded): discover again."""
+
+
+class _Gone(Exception):
+    """Our resourceVersion is too old: only a fresh list can resync."""
+
+
+class _Retryable(Exception):
+    """A transient failure: back off, then re-watch from the last resourceVersion."""
+
+
+class _Stopped(Exception):
+    """The reflector was asked to stop while waiting on the network."""
+
+
+# ------------------------------------------------------------------------------- HTTP
+def _api_path(kind: WatchedKind, version: str) -> str:
+    return f"/api/{version}" if not kind.group else f"/apis/{kind.group}/{version}"
+
+
+def _raise_for_status(status: int, body: bytes, *, what: str) -> None:
+    if 200 <= status < 300:
+        return
+    message = _status_message(body) or f"HTTP {status}"
+    if status == 410:
+        raise _Gone(f"{what}: {message}")
+    if status == 404:
+        raise _NotFound(f"{what}: {message}")
+    if status in (401, 403):
+        raise _Unavailable(f"{what}: HTTP {status}: {message}")
+    if status == 429 or status >= 500:
+        raise _Retryable(f"{what}: HTTP {status}: {message}")
+    raise RuntimeError(f"{what}: HTTP {status}: {message}")
+
+
+def _status_message(body: bytes) -> str:
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body[:200].decode("utf-8", "replace")
+    return str(doc.get("message", "")) if isinstance(doc, dict) else ""
+
+
+def _lines(resp: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+    """Newline-delimited frames of a watch stream, as they arrive."""
+    if resp.chunked:
+        chunks: Iterable[bytes] = resp.stream(_READ_CHUNK, decode_content=True)
+    else:
+        chunks = iter(lambda: resp.read1(_READ_CHUNK), b"")
+    rest = b""
+    for chunk in chunks:
+        if not chunk:
+            continue
+        parts = (rest + chunk).split(b"\n")
+        rest = parts.pop()
+        for part in parts:
+            if part.strip():
+                yield part
+    if rest.strip():
+        raise _Retryable("watch stream ended inside an event")
+
+
+# --------------------------------------------------------------------------- Reflector
+class Reflector:
+    """Keeps one kind of the view in step with the apiserver, from its own thread."""
+
+    def __init__(
+        self,
+        kind: WatchedKind,
+        *,
+        state: ClusterState,
+        api_client: kubernetes.client.ApiClient,
+        loop: asyncio.AbstractEventLoop,
+        stats: InformerStats,
+        config: InformerConfig = InformerConfig(),
+        on_event: EventHook | None = None,
+    ) -> None:
+        self.kind = kind
+        self.state = state
+        self.api = api_client
+        self.loop = loop
+        self.config = config
+        self.on_event = on_event
+        self.stats = stats.of(kind.kind)
+        self.version: str | None = None
+        self.resource_version: str | None = None
+        self._stop = threading.Event()
+        self._response: urllib3.BaseHTTPResponse | None = None
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self.run, name=f"reflector-{kind.kind}", daemon=True)
+        self._attempt = 0
+        self._gone_in_a_row = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the thread to end and unblock any read it is waiting in."""
+        self._stop.set()
+        with self._lock:
+            resp = self._response
+        if resp is not None:
+            _shutdown(resp)
+
+    def join(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    # ------------------------------------------------------------------ main loop
+    def run(self) -> None:
+        try:
+            while not self.stopped:
+                self._run_once()
+        except _Stopped:
+            pass
+        self._log("debug", "reflector stopped")
+
+    def _run_once(self) -> None:
+        """One discover/list/watch pass, and what each way of failing leads to."""
+        try:
+            self._step()
+        except _Unavailable as exc:
+            self._unavailable(str(exc), served=exc.served)
+        except _NotFound as exc:
+            self._log("warning", "served version went away; discovering again", error=str(exc))
+            self.version = None
+            self.resource_version = None
+        except _Gone as exc:
+            self._gone(str(exc))
+        except _Stopped:
+            raise
+        except (_Retryable, urllib3.exceptions.HTTPError, OSError) as exc:
+            if self.stopped:
+                raise _Stopped from exc
+            self._error(exc, relist=False)
+        except Exception as exc:  # noqa: BLE001 - a reflector must never die
+            if self.stopped:
+                raise _Stopped from exc
+            self._error(exc, relist=True)
+
+    def _step(self) -> None:
+        if self.version is None:
+            self.version = self._discover()
+            self.stats.version = self.version
+        if self.resource_version is None:
+            self._list()
+        self._watch()
+
+    # ------------------------------------------------------------------ outcomes
+    def _unavailable(self, reason: str, *, served: bool) -> None:
+        if not served and self.stats.lists:
+            # The CRD was deleted, and its objects with it. (A 403 says nothing about
+            # the objects, so then the last view is kept and the kind marked unavailable.)
+            self._post(self._replace_unsynced, [])
+        self.version = None
+        self.resource_version = None
+        self.stats.available = False
+        self.stats.last_error = reason
+        self._post(self.state.mark_unavailable, self.kind.kind, reason)
+        delay = self.config.unavailable_retry * random.uniform(0.75, 1.25)
+        self._log("warning", "kind unavailable; will retry", reason=reason, retry_in=round(delay, 3))
+        self._sleep(delay)
+
+    def _gone(self, reason: str) -> None:
+        self.resource_version = None
+        self.stats.relists += 1
+        self._gone_in_a_row += 1
+        self._log("info", "resourceVersion expired; relisting", reason=reason)
+        if self._gone_in_a_row > 1:  # a server that keeps answering 410 must not spin us
+            self._sleep(self._backoff())
+
+    def _error(self, exc: BaseException, *, relist: bool) -> None:
+        self.stats.errors += 1
+        self.stats.last_error = f"{type(exc).__name__}: {exc}"
+        if relist:
+            self.resource_version = None
+        delay = self._backoff()
+        self._log(
+            "warning",
+            "list/watch failed; backing off",
+            error=self.stats.last_error,
+            backoff=round(delay, 3),
+            relist=relist,
+        )
+        self._sleep(delay)
+
+    def _backoff(self) -> float:
+        """Exponential backoff with full jitter (AWS architecture blog), capped."""
+        ceiling = min(self.config.backoff_max, self.config.backoff_initial * 2**self._attempt)
+        self._attempt = min(self._attempt + 1, 30)
+        return random.uniform(0, ceiling)
+
+    def _sleep(self, seconds: float) -> None:
+        if self._stop.wait(seconds):
+            raise _Stopped
+
+    # ------------------------------------------------------------------ discovery
+    def _discover(self) -> str:
+        """The first of the kind's versions whose resource list names our plural."""
+        tried = []
+        for version in self.kind.versions:
+            path = _api_path(self.kind, version)
+            status, body = self._get(path)
+            if status == 404:
+                tried.append(version)
+                continue
+            _raise_for_status(status, body, what=f"discovery {path}")
+            resources = orjson.loads(body).get("resources") or []
+            if any(r.get("name") == self.kind.plural for r in resources):
+                return version
+            tried.append(version)
+        group = self.kind.group or "core"
+        raise _Unavailable(f"{self.kind.plural}.{group} is not served in {', '.join(tried)}", served=False)
+
+    # ------------------------------------------------------------------ list
+    def _collection(self) -> str:
+        assert self.version is not None
+        return f"{_api_path(self.kind, self.version)}/{self.kind.plural}"
+
+    def _list(self) -> None:
+        """A full, paginated list, then a replace: the view holds exactly the server's truth."""
+        items: list[dict[str, Any]] = []
+        token = ""
+        api_version = f"{self.kind.group}/{self.version}" if self.kind.group else str(self.version)
+        while True:
+            query: list[tuple[str, str]] = [("limit", str(self.config.page_size))]
+            if token:
+                query.append(("continue", token))
+            if self.kind.label_selector:
+                query.append(("labelSelector", self.kind.label_selector))
+            status, body = self._get(self._collection(), query)
+            if status == 404:
+                raise _NotFound(f"list {self._collection()}")
+            _raise_for_status(status, body, what=f"list {self._collection()}")
+            page = orjson.loads(body)
+            for item in page.get("items") or ():
+                item.setdefault("apiVersion", api_version)
+                item.setdefault("kind", self.kind.kind)
+                items.append(item)
+            meta = page.get("metadata") or {}
+            token = meta.get("continue") or ""
+            if not token:
+                break
+        rv = str(meta.get("resourceVersion") or "")
+        first = self.stats.lists == 0
+        self.resource_version = rv
+        self.stats.lists += 1
+        self.stats.available = True
+        self.stats.resource_version = rv
+        self.stats.last_sync = time.time()
+        self._attempt = 0
+        self._gone_in_a_row = 0
+        self._post(self._replace, items, rv)
+        self._log("info", "listed" if first else "relisted", objects=len(items), resource_version=rv)
+
+    def _replace_unsynced(self, items: list[dict[str, Any]]) -> None:
+        self.state.replace(self.kind.kind, items)
+        self._notify("SYNCED", None)
+
+    def _replace(self, items: list[dict[str, Any]], rv: str) -> None:
+        self.state.replace(self.kind.kind, items, rv)
+        self.state.mark_synced(self.kind.kind)
+        self._notify("SYNCED", None)
+
+    # ------------------------------------------------------------------ watch
+    def _watch(self) -> None:
+        """One watch request, streamed until the server ends it or something breaks."""
+        timeout = int(self.config.watch_timeout * (1 + random.random()))
+        query = [
+            ("watch", "true"),
+            ("resourceVersion", str(self.resource_version)),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", str(max(timeout, 1))),
+        ]
+        if self.kind.label_selector:
+            query.append(("labelSelector", self.kind.label_selector))
+        resp = self._open(self._collection(), query, read_timeout=timeout + self.config.read_margin)
+        complete = False
+        try:
+            if resp.status != 200:
+                body = resp.read()
+                if resp.status == 404:
+                    raise _NotFound(f"watch {self._collection()}")
+                _raise_for_status(resp.status, body, what=f"watch {self._collection()}")
+            seen = 0
+            for line in _lines(resp):
+                self._handle(orjson.loads(line))
+                seen += 1
+                if seen == 1:
+                    self._attempt = 0  # a stream that delivers is healthy again
+            complete = True
+        finally:
+            self._close(resp, reuse=complete)
+        self.stats.watch_restarts += 1
+        self._log("debug", "watch ended; re-watching", resource_version=self.resource_version)
+
+    def _handle(self, event: dict[str, Any]) -> None:
+        kind = self.kind.kind
+        etype = event.get("type")
+        obj = event.get("object") or {}
+        if etype == "ERROR":
+            code = obj.get("code")
+            message = f"watch ERROR event: {obj.get('reason', '')} {obj.get('message', '')}".strip()
+            if code == 410:
+                raise _Gone(message)
+            if code == 429 or (isinstance(code, int) and code >= 500):
+                raise _Retryable(message)
+            raise RuntimeError(message)
+        rv = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+        if etype == "BOOKMARK":
+            self.stats.bookmarks += 1
+        else:
+            self.stats.events += 1
+            self.stats.last_event = time.time()
+        if etype in ("ADDED", "MODIFIED"):
+            self._post(self._apply, etype, obj)
+        elif etype == "DELETED":
+            self._post(self._remove, obj)
+        elif etype != "BOOKMARK":
+            raise RuntimeError(f"unknown watch event type {etype!r}")
+        if rv:
+            self.resource_version = rv
+            self.stats.resource_version = rv
+            self._post(self.state.set_resource_version, kind, rv)
+
+    def _apply(self, etype: str, obj: dict[str, Any]) -> None:
+        self.state.apply(self.kind.kind, obj)
+        self._notify(etype, obj)
+
+    def _remove(self, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        self.state.remove(self.kind.kind, meta.get("namespace") or "", meta.get("name") or "")
+        self._notify("DELETED", obj)
+
+    def _notify(self, etype: str, obj: dict[str, Any] | None) -> None:
+        if self.on_event is None:
+            return
+        try:
+            self.on_event(self.kind.kind, etype, obj)
+        except Exception:  # noqa: BLE001 - a listener's bug must not break the view
+            log.exception("on_event hook failed", extra={"kind": self.kind.kind})
+
+    # ------------------------------------------------------------------ plumbing
+    def _post(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on the event loop; all view writes go through here."""
+        if self.stopped:
+            raise _Stopped
+        try:
+            self.loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError as exc:  # the loop is closed: we are shutting down
+            raise _Stopped from exc
+
+    def _open(
+        self, path: str, query: list[tuple[str, str]] | None = None, *, read_timeout: float
+    ) -> urllib3.BaseHTTPResponse:
+        if self.stopped:
+            raise _Stopped
+        method, url, headers, _, _ = self.api.param_serialize(
+            method="GET",
+            resource_path=path,
+            query_params=query or [],
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        rest = self.api.call_api(
+            method, url, header_params=headers, _request_timeout=(self.config.connect_timeout, read_timeout)
+        )
+        resp: urllib3.BaseHTTPResponse = rest.response
+        with self._lock:
+            self._response = resp
+        if self.stopped:  # stop() ran between the request and the line above
+            self._close(resp, reuse=False)
+            raise _Stopped
+        return resp
+
+    def _get(self, path: str, query: list[tuple[str, str]] | None = None) -> tuple[int, bytes]:
+        resp = self._open(path, query, read_timeout=self.config.request_timeout)
+        body, complete = b"", False
+        try:
+            body = resp.read()
+            complete = True
+        finally:
+            self._close(resp, reuse=complete)
+        return resp.status, body
+
+    def _close(self, resp: urllib3.BaseHTTPResponse, *, reuse: bool) -> None:
+        """Give a fully read connection back to the pool; drop a broken one."""
+        with self._lock:
+            if self._response is resp:
+                self._response = None
+        if reuse:
+            resp.release_conn()
+        else:
+            resp.close()
+
+    def _log(self, level: str, message: str, **fields: Any) -> None:
+        getattr(log, level)(
+            message,
+            extra={"kind": self.kind.kind, "version": self.version or "", **fields},
+        )
+
+
+def _shutdown(resp: urllib3.BaseHTTPResponse) -> None:
+    """Unblock a thread reading ``resp`` (urllib3 >= 2.3 can shut the socket down)."""
+    try:
+        shutdown = getattr(resp, "shutdown", None)
+        if shutdown is not None:
+            shutdown()
+        else:  # pragma: no cover - older urllib3
+            resp.close()
+    except Exception:  # noqa: BLE001 - best effort while stopping
+        log.debug("closing a response while stopping failed", exc_info=True)
+
+
+# ------------------------------------------------------------------------ entry point
+def _pooled_client(api_client: kubernetes.client.ApiClient, size: int) -> kubernetes.client.ApiClient:
+    """A client sharing ``api_client``'s settings with room for one connection per watch."""
+    config = copy.deepcopy(api_client.configuration)
+    config.connection_pool_maxsize = max(config.connection_pool_maxsize or 0, size)
+    client = kubernetes.client.ApiClient(configuration=config)
+    client.default_headers.update(api_client.default_headers)
+    return client
+
+
+async def run_informers(
+    state: ClusterState,
+    *,
+    api_client: kubernetes.client.ApiClient,
+    kinds: Iterable[WatchedKind] = WATCHED_KINDS,
+    loop: asyncio.AbstractEventLoop | None = None,
+    on_event: EventHook | None = None,
+    stats: InformerStats | None = None,
+    config: InformerConfig = InformerConfig(),
+) -> None:
+    """Keep ``state`` in step with the cluster until cancelled.
+
+    Cancel the task to stop: every reflector thread is told to stop, its open stream is
+    shut down, and this coroutine waits (up to ``config.stop_timeout``) for them to end.
+    """
+    loop = loop or asyncio.get_running_loop()
+    kinds = tuple(kinds)
+    stats = stats if stats is not None else InformerStats()
+    state.expect(k.kind for k in kinds)
+    client = _pooled_client(api_client, len(kinds) + 4)
+    reflectors = [
+        Reflector(k, state=state, api_client=client, loop=loop, stats=stats, config=config, on_event=on_event)
+        for k in kinds
+    ]
+    log.info("starting informers", extra={"kinds": [k.kind for k in kinds]})
+    try:
+        for reflector in reflectors:
+            reflector.start()
+        await asyncio.Future()  # until cancelled
+    finally:
+        for reflector in reflectors:
+            reflector.stop()
+        deadline = time.monotonic() + config.stop_timeout
+
+        def join_all() -> list[str]:
+            return [
+                r.kind.kind for r in reflectors if not r.join(max(0.0, deadline - time.monotonic()))
+            ]
+
+        stuck = await asyncio.shield(asyncio.to_thread(join_all))
+        if stuck:
+            log.warning("reflector threads still running after stop", extra={"kinds": stuck})
+        client.close()
+        log.info("informers stopped")
