@@ -1,0 +1,210 @@
+"""HTTP handlers: AdmissionReview in, AdmissionReview (or a Status error) out.
+
+What the server answers, and why:
+
+* **A review it can read** gets HTTP 200 and an AdmissionReview echoing ``request.uid``
+  (``allowed``, ``status`` on denial, ``warnings``, a base64 JSONPatch on mutation).
+  Dry-run requests are answered exactly like real ones: the user asked what *would*
+  happen, and a webhook that waves dry runs through makes ``kubectl --dry-run=server``
+  and Argo CD's diff lie.
+* **A request it cannot read** (wrong Content-Type 415, body over the limit 413, not
+  JSON / not an AdmissionReview / no uid / unsupported apiVersion 400, body not
+  received before the deadline 408) gets that 4xx and a ``metav1.Status`` body with
+  the reason. kube-apiserver then applies the webhook's ``failurePolicy``: we do not
+  allow or deny what we could not read. client-go shows the Status message in its error.
+* **An unexpected exception while deciding** (a bug) is logged with its traceback,
+  recorded as an ``InternalError`` decision, and answered with HTTP 200 -- never a bare
+  500: on ``/validate`` ``allowed: false`` with status code 500 ``InternalError`` (fail
+  closed: a rule that could not run must not let a hijack through); on ``/mutate``
+  ``allowed: true`` with a warning and no patch (fail open: a missing annotation is
+  visible and fixed on the next update, a blocked Service breaks a gateway controller).
+* **A decision that is ready only after the deadline** (the engine is synchronous, so it
+  cannot be interrupted) is not sent: the apiserver stops waiting at ``?timeout=``, so
+  the server answers 504 ``Timeout`` before it, and the ``failurePolicy`` decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+from aiohttp import web
+
+from .admission import AdmissionRequest, ReviewError, build_response, decode_json, parse_review, peek_uid
+from .deadline import Deadline, request_timeout
+from .decision import Decision, allowed
+from .logs import fields
+from .runtime import Runtime
+from .telemetry import Telemetry
+
+log = logging.getLogger("routewarden.server")
+
+Webhook = Literal["validate", "mutate"]
+
+
+@dataclass
+class Lifecycle:
+    """Set when shutdown starts: readiness turns false and connections stop being reused."""
+
+    stopping: bool = False
+
+
+RUNTIME = web.AppKey("runtime", Runtime)
+TELEMETRY = web.AppKey("telemetry", Telemetry)
+LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
+BODY_LIMIT = web.AppKey("body_limit", int)
+
+# metav1.StatusReason for each HTTP status the server chooses to send.
+STATUS_REASONS = {
+    400: "BadRequest",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    408: "Timeout",
+    413: "RequestEntityTooLarge",
+    415: "UnsupportedMediaType",
+    500: "InternalError",
+    504: "Timeout",
+}
+
+
+def status_document(code: int, message: str, *, uid: str | None = None) -> dict[str, Any]:
+    """A ``metav1.Status`` failure, the error body kube-apiserver's client understands."""
+    document: dict[str, Any] = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": STATUS_REASONS.get(code, "Unknown"),
+        "code": code,
+    }
+    if uid:
+        document["details"] = {"uid": uid}
+    return document
+
+
+def json_response(document: dict[str, Any], *, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(document), content_type="application/json")
+
+
+def internal_error(webhook: Webhook) -> Decision:
+    """The answer when deciding raised: fail closed on validate, open on mutate (see above)."""
+    if webhook == "mutate":
+        return allowed(warnings=("routewarden could not compute defaults for this object (internal error); "
+                                 "it was admitted unchanged",))
+    return Decision(allowed=False, code=500, reason="InternalError",
+                    message="routewarden could not evaluate this request (internal error); see the webhook logs")
+
+
+def _request_id(request: web.Request) -> str | None:
+    return request.headers.get("X-Request-Id") or request.headers.get("Audit-ID")
+
+
+async def read_review(request: web.Request, deadline: Deadline) -> AdmissionRequest:
+    """The AdmissionRequest in the body, or :class:`ReviewError` with the HTTP status to send."""
+    if request.content_type != "application/json":
+        raise ReviewError(415, f"Content-Type must be application/json, not {request.content_type!r}")
+    limit = request.app[BODY_LIMIT]
+    if request.content_length is not None and request.content_length > limit:
+        raise ReviewError(413, f"body of {request.content_length} bytes exceeds the limit of {limit} bytes")
+    loop = asyncio.get_running_loop()
+    try:
+        body = await asyncio.wait_for(request.read(), timeout=max(deadline.remaining(loop.time()), 0.0))
+    except web.HTTPRequestEntityTooLarge:
+        raise ReviewError(413, f"body exceeds the limit of {limit} bytes") from None
+    except asyncio.TimeoutError:
+        raise ReviewError(408, "body not received before the request's deadline") from None
+    document = decode_json(body)
+    try:
+        return parse_review(document)
+    except ReviewError as exc:
+        exc.uid = exc.uid or peek_uid(document)
+        raise
+
+
+def evaluate(runtime: Runtime, telemetry: Telemetry, review: AdmissionRequest, *,
+             webhook: Webhook, request_id: str | None) -> Decision:
+    """The engine's decision, or :func:`internal_error` if deciding raised."""
+    with telemetry.admission(webhook=webhook, request=review, request_id=request_id) as recorder:
+        try:
+            decision = runtime.review(review, webhook=webhook)
+        except Exception:
+            log.exception("deciding failed", extra=fields(uid=review.uid, webhook=webhook,
+                                                          kind=review.kind.kind, request_id=request_id))
+            decision = internal_error(webhook)
+        recorder.finish(decision)
+    return decision
+
+
+async def admit(request: web.Request, webhook: Webhook) -> web.Response:
+    loop = asyncio.get_running_loop()
+    deadline = Deadline(loop.time(), request_timeout(request.query.get("timeout")))
+    telemetry = request.app[TELEMETRY]
+    try:
+        review = await read_review(request, deadline)
+    except ReviewError as exc:
+        telemetry.review_rejected(webhook=webhook, status=exc.status, reason=STATUS_REASONS[exc.status])
+        log.info("review rejected", extra=fields(webhook=webhook, status=exc.status, reason=exc.reason, uid=exc.uid))
+        return json_response(status_document(exc.status, exc.reason, uid=exc.uid), status=exc.status)
+    request_id = _request_id(request)
+    try:
+        decision = evaluate(request.app[RUNTIME], telemetry, review, webhook=webhook, request_id=request_id)
+    except Exception:  # telemetry failed around the decision: still answer as documented
+        log.exception("recording the decision failed", extra=fields(uid=review.uid, webhook=webhook))
+        decision = internal_error(webhook)
+    if deadline.expired(loop.time()):
+        elapsed = loop.time() - deadline.started
+        telemetry.review_rejected(webhook=webhook, status=504, reason="Timeout")
+        log.warning("decision too late, not sent", extra=fields(uid=review.uid, webhook=webhook,
+                                                                elapsed=round(elapsed, 3), timeout=deadline.timeout))
+        message = f"decision took {elapsed:.3f}s, past the {deadline.timeout:g}s timeout minus safety margin"
+        return json_response(status_document(504, message, uid=review.uid), status=504)
+    response = json_response(build_response(review, decision))
+    if request.app[LIFECYCLE].stopping:
+        response.force_close()  # make the apiserver dial again, reaching a pod that stays
+    return response
+
+
+async def validate(request: web.Request) -> web.Response:
+    return await admit(request, "validate")
+
+
+async def mutate(request: web.Request) -> web.Response:
+    return await admit(request, "mutate")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Alive: the event loop answers. Never depends on the cluster (a restart fixes nothing there)."""
+    return web.Response(text="ok\n")
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready once policies are loaded and the cluster view has synced, and not shutting down."""
+    ready, problems = request.app[RUNTIME].readiness()
+    if request.app[LIFECYCLE].stopping:
+        ready, problems = False, [*problems, "shutting down"]
+    return json_response({"ready": ready, "problems": problems}, status=200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body, content_type = request.app[TELEMETRY].metrics()
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+@web.middleware
+async def errors_as_status(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every error leaves as a ``metav1.Status`` JSON body, never an HTML page or a traceback."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return json_response(status_document(exc.status, exc.reason), status=exc.status)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("unhandled error", extra=fields(path=request.path))
+        return json_response(status_document(500, "internal error; see the webhook logs"), status=500)

@@ -1,0 +1,169 @@
+"""The aiohttp application: wiring, things with a lifetime, and graceful shutdown.
+
+:func:`create_app` only wires: routes to :mod:`webhook.handlers`, state under typed
+``AppKey``s, and one ``cleanup_ctx`` per background task (certificate reload, policy
+hot reload, the cluster informer). :func:`serve` runs it until SIGTERM.
+
+Shutdown on SIGTERM: readiness turns false, the listening socket closes (no new
+connections), idle keep-alive connections are closed at once (kube-apiserver keeps
+reusing an open connection to a terminating pod, so waiting for its idle timeout would
+only delay exit), reviews in flight are finished within ``shutdown_timeout``, then the
+background tasks stop and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from . import handlers
+from .handlers import BODY_LIMIT, LIFECYCLE, RUNTIME, TELEMETRY, Lifecycle
+from .logs import fields
+from .runtime import Runtime
+from .telemetry import Telemetry
+from .tls import CertificateReloader
+
+log = logging.getLogger("routewarden.server")
+
+# An AdmissionReview carries the object *and* oldObject. etcd stores objects up to
+# 1.5 MiB, so a legitimate UPDATE review is ~3 MiB of JSON plus the envelope. aiohttp's
+# default (1 MiB) would refuse large but valid objects; 8 MiB leaves headroom (the same
+# reasoning as controller-runtime's 7 MiB) while still bounding memory per request.
+MAX_BODY_BYTES = 8 * 1024 * 1024
+# Longer than the idle timeout of client-go's transport (90 s), so the apiserver, not we,
+# closes an idle connection: a server-side close racing a new request fails that call.
+KEEPALIVE_TIMEOUT = 120.0
+
+Background = Callable[[], Awaitable[None]]
+
+
+def _lifetime(name: str, factory: Background) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup_ctx running ``factory()`` as a task from startup to cleanup."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(factory(), name=name)
+        task.add_done_callback(_report_crash)
+        yield
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    return context
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background task stopped", exc_info=task.exception(), extra=fields(task=task.get_name()))
+
+
+def _telemetry_lifetime(telemetry: Telemetry, runtime: Runtime) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        telemetry.watch_state(runtime.state)
+        yield
+        telemetry.shutdown()
+
+    return context
+
+
+def create_app(
+    runtime: Runtime,
+    *,
+    telemetry: Telemetry | None = None,
+    certificates: CertificateReloader | None = None,
+    certificate_interval: float = 10.0,
+    policy_interval: float | None = 5.0,
+    informer: Background | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> web.Application:
+    """The webhook application; the same factory serves production and the tests."""
+    telemetry = telemetry or runtime.telemetry
+    app = web.Application(client_max_size=max_body_bytes, middlewares=[handlers.errors_as_status])
+    app[RUNTIME] = runtime
+    app[TELEMETRY] = telemetry
+    app[LIFECYCLE] = Lifecycle()
+    app[BODY_LIMIT] = max_body_bytes
+    app.router.add_post("/validate", handlers.validate)
+    app.router.add_post("/mutate", handlers.mutate)
+    app.router.add_get("/healthz", handlers.healthz)
+    app.router.add_get("/readyz", handlers.readyz)
+    app.router.add_get("/metrics", handlers.metrics)
+    app.cleanup_ctx.append(_telemetry_lifetime(telemetry, runtime))
+    if certificates is not None:
+        reloader = certificates
+
+        async def watch_certificates() -> None:
+            await reloader.watch(certificate_interval,
+                                 on_load=lambda expiry: telemetry.certificate_expiry(expiry.timestamp()))
+
+        app.cleanup_ctx.append(_lifetime("certificate-reload", watch_certificates))
+    watch = getattr(runtime.policies, "watch", None)  # PolicyStore.watch(interval) is the hot reload
+    if policy_interval is not None and watch is not None:
+        app.cleanup_ctx.append(_lifetime("policy-reload", lambda: watch(policy_interval)))
+    if informer is not None:
+        app.cleanup_ctx.append(_lifetime("informer", informer))
+    return app
+
+
+async def start(
+    app: web.Application,
+    *,
+    host: str,
+    port: int,
+    ssl_context: ssl.SSLContext | None,
+    shutdown_timeout: float = 25.0,
+    access_log: bool = True,
+) -> tuple[web.AppRunner, int]:
+    """Start serving ``app``; returns the runner (``await runner.cleanup()`` stops) and the port."""
+    kwargs: dict[str, Any] = {"keepalive_timeout": KEEPALIVE_TIMEOUT}
+    if not access_log:
+        kwargs["access_log"] = None
+    runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout, handle_signals=False, **kwargs)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
+    await site.start()
+    bound = runner.addresses[0][1] if runner.addresses else port
+    return runner, bound
+
+
+async def stop(app: web.Application, runner: web.AppRunner, *, delay: float = 0.0) -> None:
+    """Graceful shutdown: not ready, optionally keep serving ``delay`` s, then drain and close."""
+    app[LIFECYCLE].stopping = True
+    log.info("shutting down", extra=fields(delay=delay))
+    if delay > 0:
+        # Lets endpoint removal reach every apiserver while requests are still answered
+        # (each answer closes its connection, so clients move to another replica).
+        await asyncio.sleep(delay)
+    await runner.cleanup()
+
+
+async def serve(
+    app: web.Application,
+    *,
+    host: str,
+    port: int,
+    ssl_context: ssl.SSLContext,
+    shutdown_timeout: float = 25.0,
+    shutdown_delay: float = 0.0,
+    on_started: Callable[[int], None] | None = None,
+) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully (see the module docstring)."""
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    runner, bound = await start(app, host=host, port=port, ssl_context=ssl_context,
+                                shutdown_timeout=shutdown_timeout)
+    log.info("serving", extra=fields(address=host, port=bound))
+    if on_started is not None:
+        on_started(bound)
+    try:
+        await stopping.wait()
+    finally:
+        await stop(app, runner, delay=shutdown_delay)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    log.info("stopped")
