@@ -1,10 +1,197 @@
-"""The engine (being filled in)."""
+"""The engine: ``decide(request, policies, state) -> Decision``. Pure: no I/O.
+
+The webhook, the offline CLI and the tests call this one function. It picks the rules
+for the request's kind and operation, runs every applicable policy (skipping those that
+exempt the requester), collects *all* violations, and folds them into a Decision.
+
+Decisions worth knowing:
+
+* Kinds without rules, sub-resources and route DELETEs are allowed untouched.
+* An object whose fields have the wrong types (possible before schema validation, on
+  the mutating path) is answered ``allowed: false`` with code 400 on the validating path
+  and left unpatched, with a warning, on the mutating path.
+* A parentRef to a Gateway the view does not hold is ``attachment/GatewayNotFound``,
+  a warning by default: GitOps tools may apply a route before its Gateway.
+* While the cluster view is stale (not synced, or older than ``staleState.maxAgeSeconds``)
+  violations of rules that read it are downgraded to warnings, or, with
+  ``staleState.mode: enforce``, the request is denied with ``state/StaleClusterView``:
+  never silently wrong.
+"""
 
 from __future__ import annotations
 
+import copy
+from typing import Any, Iterator
+
+import jsonpatch
+
+from . import gatewayapi as gw
 from .admission import AdmissionRequest
-from .decision import Decision, allowed
+from .decision import Decision, Mode, Violation, allowed, from_violations, invalid
+from .policy.model import PolicySet, TenancyPolicy
+from .rules import attachment, blastradius, gateways, hostnames, references
+from .rules.context import RuleContext
+from .state.store import ClusterState
+
+# Rules whose answer depends on the cluster view (degraded while it is stale).
+STATE_RULES = frozenset(
+    {
+        "attachment/NoMatchingParent",
+        "attachment/NotAllowedByListeners",
+        "attachment/NoMatchingListenerHostname",
+        "attachment/NotAllowedByPolicy",
+        "hostnames/HostnameConflict",
+        "references/RefNotPermitted",
+        "blastradius/RoutesDetached",
+        "blastradius/RefsRevoked",
+    }
+)
 
 
-def decide(request: AdmissionRequest, policies, state, *, webhook: str = "validate") -> Decision:
-    return allowed()
+def decide(
+    request: AdmissionRequest,
+    policies: PolicySet,
+    state: ClusterState,
+    *,
+    webhook: str = "validate",
+    now: float | None = None,
+) -> Decision:
+    """Answer one admission request. ``webhook`` is ``validate`` or ``mutate``."""
+    if webhook == "mutate":
+        return mutate(request, policies, state)
+    if request.sub_resource or request.kind.group != gw.GROUP:
+        return allowed()
+    try:
+        violations = list(_validate(request, policies, state))
+    except gw.MalformedObject as exc:
+        return invalid(f"{request.kind.kind} cannot be checked: {exc}")
+    return _fold(violations, policies, state, now=now)
+
+
+def _validate(request: AdmissionRequest, policies: PolicySet, state: ClusterState) -> Iterator[Violation]:
+    kind = request.kind.kind
+    for policy in policies.tenancy:
+        if policy.exempt.covers(
+            namespace=request.namespace, username=request.user.username, groups=request.user.groups
+        ):
+            continue
+        ctx = RuleContext(request, policy, state)
+        if kind in gw.ROUTE_KINDS and request.operation in ("CREATE", "UPDATE"):
+            yield from _route_rules(ctx, request, kind)
+        elif kind == "Gateway":
+            yield from _gateway_rules(ctx, request)
+        elif kind == "ReferenceGrant" and request.operation in ("UPDATE", "DELETE"):
+            old = gw.ReferenceGrant.from_object(request.old_object or {}, namespace=request.namespace)
+            new = (
+                gw.ReferenceGrant.from_object(request.object, namespace=request.namespace)
+                if request.operation == "UPDATE" and request.object is not None
+                else None
+            )
+            yield from blastradius.grant_change_keeps_references(ctx, old, new)
+
+
+def _route_rules(ctx: RuleContext, request: AdmissionRequest, kind: str) -> Iterator[Violation]:
+    route = gw.Route.from_object(request.object or {}, kind=kind, namespace=request.namespace)
+    old = (
+        gw.Route.from_object(request.old_object, kind=kind, namespace=request.namespace)
+        if request.old_object
+        else None
+    )
+    yield from attachment.route_attaches_to_listeners(ctx, route)
+    yield from attachment.route_namespace_may_use_gateway(ctx, route)
+    yield from hostnames.route_names_hostnames(ctx, route)
+    yield from hostnames.route_hostnames_are_allowed(ctx, route)
+    yield from hostnames.route_hostnames_are_unclaimed(ctx, route, old)
+    governed = any(_governs_ref(ctx, ref) for ref in route.parent_refs) or ctx.policy.match.everything
+    yield from references.route_references_are_granted(ctx, route, governed=governed)
+
+
+def _governs_ref(ctx: RuleContext, ref: gw.ParentRef) -> bool:
+    gateway, _, _ = attachment.parent_listeners(ctx, ref)
+    return ctx.governs(gateway) if gateway is not None else ctx.may_govern(ref)
+
+
+def _gateway_rules(ctx: RuleContext, request: AdmissionRequest) -> Iterator[Violation]:
+    new = (
+        gw.Gateway.from_object(request.object, namespace=request.namespace)
+        if request.operation in ("CREATE", "UPDATE") and request.object is not None
+        else None
+    )
+    if new is not None and ctx.governs(new):
+        for rule in gateways.GATEWAY_RULES:
+            yield from rule(ctx, new)
+    if request.operation in ("UPDATE", "DELETE") and request.old_object:
+        old = gw.Gateway.from_object(request.old_object, namespace=request.namespace)
+        yield from blastradius.gateway_change_keeps_routes(ctx, old, new)
+
+
+def _stale(policy: TenancyPolicy, state: ClusterState, now: float | None) -> str | None:
+    if not state.synced:
+        pending = sorted(k for k in state.expected_kinds if not state.is_synced(k))
+        return f"the cluster view has not synced yet ({', '.join(pending)})"
+    if policy.stale_max_age is not None:
+        age = state.view_age(now)
+        if age > policy.stale_max_age:
+            return f"the cluster view is {age:.0f}s old (limit {policy.stale_max_age:.0f}s)"
+    return None
+
+
+def _fold(violations: list[Violation], policies: PolicySet, state: ClusterState, *, now: float | None) -> Decision:
+    unique = list(dict.fromkeys(violations))  # one policy per finding is enough
+    seen: set[tuple[str, str, str]] = set()
+    deduped = []
+    for v in unique:
+        key = (v.rule, v.field, v.message)
+        if key not in seen:
+            seen.add(key)
+            deduped.append(v)
+    by_name = {p.name: p for p in policies.tenancy}
+    out: list[Violation] = []
+    notes: list[str] = []
+    for v in deduped:
+        policy = by_name.get(v.policy)
+        stale = _stale(policy, state, now) if policy is not None and v.rule in STATE_RULES else None
+        if stale is None or v.mode is not Mode.ENFORCE:
+            out.append(v)
+            continue
+        stale_mode = policy.mode_for("state/StaleClusterView")
+        if stale_mode is Mode.ENFORCE:
+            out.append(
+                Violation(
+                    "state/StaleClusterView",
+                    "StaleClusterView",
+                    f"{stale}, so routewarden cannot check this object reliably ({v.rule})",
+                    fix="retry shortly; if this persists, check routewarden's watches (metrics routewarden_cache_*)",
+                    policy=v.policy,
+                )
+            )
+        else:
+            out.append(_with_mode(v, Mode.WARN))
+            notes.append(f"{stale}: {v.rule} only warns until it is current")
+    return from_violations(out, warnings=tuple(dict.fromkeys(notes)))
+
+
+def _with_mode(v: Violation, mode: Mode) -> Violation:
+    return Violation(v.rule, v.reason, v.message, v.field, v.fix, mode, v.policy)
+
+
+# ----------------------------------------------------------------------------- mutation
+def mutate(request: AdmissionRequest, policies: PolicySet, state: ClusterState) -> Decision:
+    """Run the mutators for the request's kind on a copy and diff it into a JSON Patch."""
+    if request.sub_resource or request.operation not in ("CREATE", "UPDATE") or request.object is None:
+        return allowed()
+    from .mutation import mutators_for  # the mutation package depends on the engine's types only
+
+    mutators = mutators_for(request)
+    if not mutators:
+        return allowed()
+    original: dict[str, Any] = request.object
+    changed = copy.deepcopy(original)
+    warnings: list[str] = []
+    try:
+        for mutator in mutators:
+            warnings.extend(mutator(changed, request=request, policies=policies, state=state))
+    except gw.MalformedObject as exc:
+        return allowed(warnings=(f"routewarden did not mutate this {request.kind.kind}: {exc}",))
+    patch = tuple(jsonpatch.make_patch(original, changed).patch)
+    return allowed(warnings=tuple(warnings), patch=patch)

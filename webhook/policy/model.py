@@ -1,12 +1,239 @@
-"""The policy model (being filled in)."""
+"""The typed policy model. Documents are schema-checked before they get here.
+
+A :class:`TenancyPolicy` governs a set of Gateways (``spec.match``) and says, for routes
+attaching to them and for the Gateways themselves, which rules hold and in which
+:class:`~webhook.decision.Mode`. Rule ids are listed in :data:`RULES`; a mode can be set
+per policy, per section and per rule id (most specific wins).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ..decision import Mode
+from ..gatewayapi import LabelSelector, hostname_matches, normalize_hostname
+
+# rule id -> (section whose mode applies, the default mode when nothing is set)
+RULES: Mapping[str, tuple[str, Mode | None]] = {
+    "attachment/NoMatchingParent": ("attachment", None),
+    "attachment/NotAllowedByListeners": ("attachment", None),
+    "attachment/NoMatchingListenerHostname": ("attachment", None),
+    "attachment/NotAllowedByPolicy": ("attachment", None),
+    "attachment/GatewayNotFound": ("attachment", Mode.WARN),
+    "attachment/NamespaceNotFound": ("attachment", Mode.WARN),
+    "hostnames/HostnameRequired": ("hostnames", None),
+    "hostnames/HostnameNotAllowed": ("hostnames", None),
+    "hostnames/HostnameConflict": ("hostnames", None),
+    "references/RefNotPermitted": ("references", None),
+    "gateway/GatewayClassNotAllowed": ("gatewayGuardrails", None),
+    "gateway/AllNamespacesNotAllowed": ("gatewayGuardrails", None),
+    "gateway/ListenerHostnameNotAllowed": ("gatewayGuardrails", None),
+    "gateway/InvalidCertificateRef": ("gatewayGuardrails", None),
+    "blastradius/RoutesDetached": ("blastRadius", Mode.WARN),
+    "blastradius/RefsRevoked": ("blastRadius", Mode.WARN),
+    "state/StaleClusterView": ("staleState", Mode.WARN),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceSet:
+    """Namespaces by name or by label selector (either one matching is enough)."""
+
+    names: frozenset[str] = frozenset()
+    selector: LabelSelector | None = None
+
+    @classmethod
+    def from_dict(cls, value: Mapping[str, Any] | None) -> "NamespaceSet | None":
+        if value is None:
+            return None
+        selector = value.get("selector")
+        return cls(
+            names=frozenset(value.get("names") or ()),
+            selector=LabelSelector.from_dict(selector) if selector is not None else None,
+        )
+
+    def contains(self, namespace: str, labels: Mapping[str, str] | None) -> bool | None:
+        """True/False, or None when only the (unknown) labels could tell."""
+        if namespace in self.names:
+            return True
+        if self.selector is None:
+            return False
+        if labels is None:
+            return None
+        return self.selector.matches(labels)
+
+    def describe(self) -> str:
+        parts = []
+        if self.names:
+            parts.append("namespaces " + ", ".join(sorted(self.names)))
+        if self.selector is not None:
+            parts.append(f"namespaces labelled {self.selector.describe()}")
+        return " or ".join(parts) or "no namespace"
+
+    @property
+    def empty(self) -> bool:
+        return not self.names and self.selector is None
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayMatch:
+    gateways: frozenset[tuple[str | None, str]] = frozenset()  # (namespace or None for any, name)
+    class_names: frozenset[str] = frozenset()
+    namespaces: NamespaceSet | None = None
+
+    @property
+    def everything(self) -> bool:
+        return not self.gateways and not self.class_names and self.namespaces is None
+
+    def matches(
+        self, *, namespace: str, name: str, class_name: str | None, namespace_labels: Mapping[str, str] | None
+    ) -> bool:
+        if self.everything:
+            return True
+        if (namespace, name) in self.gateways or (None, name) in self.gateways:
+            return True
+        if class_name is not None and class_name in self.class_names:
+            return True
+        if self.namespaces is not None and self.namespaces.contains(namespace, namespace_labels):
+            return True
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class HostnameAllowance:
+    namespaces: NamespaceSet
+    patterns: tuple[str, ...]
+
+    def permits(self, hostname: str) -> bool:
+        return any(hostname_matches(p, hostname) for p in self.patterns)
+
+
+@dataclass(frozen=True, slots=True)
+class ClassAllowance:
+    namespaces: NamespaceSet
+    class_names: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Exemptions:
+    namespaces: frozenset[str] = frozenset()
+    users: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
+    service_accounts: frozenset[str] = frozenset()
+
+    def covers(self, *, namespace: str, username: str, groups: tuple[str, ...]) -> bool:
+        if namespace and namespace in self.namespaces:
+            return True
+        if username in self.users:
+            return True
+        if self.groups.intersection(groups):
+            return True
+        prefix = "system:serviceaccount:"
+        if username.startswith(prefix) and username[len(prefix):].replace(":", "/", 1) in self.service_accounts:
+            return True
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class TenancyPolicy:
+    name: str
+    source: str = ""
+    mode: Mode = Mode.ENFORCE
+    section_modes: Mapping[str, Mode] = field(default_factory=dict)
+    rule_modes: Mapping[str, Mode] = field(default_factory=dict)
+    match: GatewayMatch = field(default_factory=GatewayMatch)
+    mirror_listeners: bool = True
+    allowed_namespaces: NamespaceSet | None = None
+    hostnames_required: bool = False
+    hostnames_unique: bool = False
+    hostnames_allowed: tuple[HostnameAllowance, ...] = ()
+    require_reference_grant: bool = True
+    allowed_classes: tuple[ClassAllowance, ...] = ()
+    has_class_rules: bool = False  # allowedClasses was given (an empty list then allows no class)
+    allow_all_namespaces: NamespaceSet | None = None
+    listener_domains: tuple[str, ...] = ()
+    require_certificate_refs: bool = True
+    stale_max_age: float | None = None
+    exempt: Exemptions = field(default_factory=Exemptions)
+
+    def mode_for(self, rule: str) -> Mode:
+        """Rule override, else section mode, else the rule's own default, else the policy's."""
+        if rule in self.rule_modes:
+            return self.rule_modes[rule]
+        section, default = RULES[rule]
+        if section in self.section_modes:
+            return self.section_modes[section]
+        return default if default is not None else self.mode
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any], *, source: str = "") -> "TenancyPolicy":
+        spec = doc.get("spec") or {}
+        sections = {}
+        for section in ("attachment", "hostnames", "references", "gatewayGuardrails", "blastRadius", "staleState"):
+            mode = (spec.get(section) or {}).get("mode")
+            if mode:
+                sections[section] = Mode(mode)
+        attachment = spec.get("attachment") or {}
+        if attachment.get("unknownGateway"):
+            rule_modes_extra = {
+                "attachment/GatewayNotFound": Mode(attachment["unknownGateway"]),
+                "attachment/NamespaceNotFound": Mode(attachment["unknownGateway"]),
+            }
+        else:
+            rule_modes_extra = {}
+        match = spec.get("match") or {}
+        hostnames = spec.get("hostnames") or {}
+        references = spec.get("references") or {}
+        guard = spec.get("gatewayGuardrails") or {}
+        exempt = spec.get("exempt") or {}
+        stale = spec.get("staleState") or {}
+        return cls(
+            name=(doc.get("metadata") or {}).get("name", ""),
+            source=source,
+            mode=Mode(spec.get("mode", "enforce")),
+            section_modes=sections,
+            rule_modes={**rule_modes_extra, **{k: Mode(v) for k, v in (spec.get("rules") or {}).items()}},
+            match=GatewayMatch(
+                gateways=frozenset((g.get("namespace"), g["name"]) for g in match.get("gateways") or ()),
+                class_names=frozenset(match.get("gatewayClassNames") or ()),
+                namespaces=NamespaceSet.from_dict(match.get("namespaces")),
+            ),
+            mirror_listeners=attachment.get("mirrorListeners", True),
+            allowed_namespaces=NamespaceSet.from_dict(attachment.get("allowedNamespaces")),
+            hostnames_required=hostnames.get("required", False),
+            hostnames_unique=hostnames.get("unique", False),
+            hostnames_allowed=tuple(
+                HostnameAllowance(
+                    NamespaceSet.from_dict(a["namespaces"]) or NamespaceSet(),
+                    tuple(normalize_hostname(p) for p in a["patterns"]),
+                )
+                for a in hostnames.get("allowed") or ()
+            ),
+            require_reference_grant=references.get("requireReferenceGrant", True),
+            allowed_classes=tuple(
+                ClassAllowance(NamespaceSet.from_dict(a["namespaces"]) or NamespaceSet(), frozenset(a["classNames"]))
+                for a in guard.get("allowedClasses") or ()
+            ),
+            has_class_rules="allowedClasses" in guard,
+            allow_all_namespaces=NamespaceSet.from_dict(guard.get("allowAllNamespaces")),
+            listener_domains=tuple(normalize_hostname(d) for d in guard.get("listenerDomains") or ()),
+            require_certificate_refs=guard.get("requireCertificateRefs", True),
+            stale_max_age=float(stale["maxAgeSeconds"]) if stale.get("maxAgeSeconds") else None,
+            exempt=Exemptions(
+                namespaces=frozenset(exempt.get("namespaces") or ()),
+                users=frozenset(exempt.get("users") or ()),
+                groups=frozenset(exempt.get("groups") or ()),
+                service_accounts=frozenset(exempt.get("serviceAccounts") or ()),
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class PolicySet:
-    tenancy: tuple = ()
-    services: tuple = ()
+    """Every policy in force, as one immutable value (swapped whole on reload)."""
+
+    tenancy: tuple[TenancyPolicy, ...] = ()
+    services: tuple[Any, ...] = ()
     sources: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()

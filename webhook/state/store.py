@@ -36,6 +36,20 @@ def slim(obj: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _parent_domains(hostname: str) -> list[str]:
+    """``a.b.example.com`` -> ``b.example.com``, ``example.com``, ``com`` (and so for ``*.x``)."""
+    labels = hostname.split(".")
+    return [".".join(labels[i:]) for i in range(1, len(labels))]
+
+
+def _discard(index: dict[Any, set[Any]], key: Any, value: Any) -> None:
+    bucket = index.get(key)
+    if bucket is not None:
+        bucket.discard(value)
+        if not bucket:
+            del index[key]
+
+
 class ClusterState:
     """Objects by kind and key, plus the indexes the rules look up in O(1)."""
 
@@ -47,11 +61,18 @@ class ClusterState:
         self._routes_by_hostname: dict[str, set[tuple[str, str, str]]] = defaultdict(set)
         self._routes_by_parent: dict[Key, set[tuple[str, str, str]]] = defaultdict(set)
         self._listenersets_by_parent: dict[Key, set[Key]] = defaultdict(set)
+        # namespace -> routes in other namespaces that reference objects in it (ReferenceGrant blast radius)
+        self._routes_by_ref_namespace: dict[str, set[tuple[str, str, str]]] = defaultdict(set)
+        # domain suffix -> routes with a hostname strictly under it (wildcard ownership checks)
+        self._routes_under_domain: dict[str, set[tuple[str, str, str]]] = defaultdict(set)
+        self.offline = False
         self._synced: set[str] = set()
         self._expected: set[str] = set(expected_kinds)
         self._unavailable: dict[str, str] = {}
         self._last_event: dict[str, float] = {}
         self._resource_versions: dict[str, str] = {}
+        self._alive: dict[str, float] = {}
+        self._created = time.monotonic()
         self.generation = 0  # bumped on every change; lets callers cache derived views
 
     # ------------------------------------------------------------------ writers
@@ -87,6 +108,7 @@ class ClusterState:
 
     def mark_synced(self, kind: str) -> None:
         self._synced.add(kind)
+        self.mark_alive(kind)
         self._unavailable.pop(kind, None)
         self._expected.add(kind)
 
@@ -102,7 +124,7 @@ class ClusterState:
         self._resource_versions[kind] = resource_version
 
     def _touch(self, kind: str) -> None:
-        self._last_event[kind] = time.monotonic()
+        self._last_event[kind] = self._alive[kind] = time.monotonic()
         self.generation += 1
 
     # ------------------------------------------------------------------ indexes
@@ -116,8 +138,12 @@ class ClusterState:
             self._routes[rkey] = route
             for hostname in route.hostnames:
                 self._routes_by_hostname[hostname].add(rkey)
+                for domain in _parent_domains(hostname):
+                    self._routes_under_domain[domain].add(rkey)
             for ref in route.parent_refs:
                 self._routes_by_parent[ref.gateway_key].add(rkey)
+            for ns in {b.namespace for b in route.backend_refs if b.namespace != key[0]}:
+                self._routes_by_ref_namespace[ns].add(rkey)
         elif kind == "ReferenceGrant":
             self._grants_by_ns[key[0]][key[1]] = gw.ReferenceGrant.from_object(obj)
         elif kind == "ListenerSet":
@@ -136,17 +162,13 @@ class ClusterState:
             route = self._routes.pop(rkey, None)
             if route is not None:
                 for hostname in route.hostnames:
-                    bucket = self._routes_by_hostname.get(hostname)
-                    if bucket is not None:
-                        bucket.discard(rkey)
-                        if not bucket:
-                            del self._routes_by_hostname[hostname]
+                    _discard(self._routes_by_hostname, hostname, rkey)
+                    for domain in _parent_domains(hostname):
+                        _discard(self._routes_under_domain, domain, rkey)
                 for ref in route.parent_refs:
-                    bucket = self._routes_by_parent.get(ref.gateway_key)
-                    if bucket is not None:
-                        bucket.discard(rkey)
-                        if not bucket:
-                            del self._routes_by_parent[ref.gateway_key]
+                    _discard(self._routes_by_parent, ref.gateway_key, rkey)
+                for ns in {b.namespace for b in route.backend_refs if b.namespace != key[0]}:
+                    _discard(self._routes_by_ref_namespace, ns, rkey)
         elif kind == "ReferenceGrant":
             grants = self._grants_by_ns.get(key[0])
             if grants is not None:
@@ -202,6 +224,16 @@ class ClusterState:
         keys = self._routes_by_hostname.get(hostname, ())
         return tuple(self._routes[k] for k in keys if k in self._routes)
 
+    def routes_under_domain(self, domain: str) -> tuple[gw.Route, ...]:
+        """Routes with a hostname strictly under ``domain`` (what ``*.domain`` would cover)."""
+        keys = self._routes_under_domain.get(domain, ())
+        return tuple(self._routes[k] for k in keys if k in self._routes)
+
+    def routes_referencing_namespace(self, namespace: str) -> tuple[gw.Route, ...]:
+        """Routes in other namespaces with a backendRef into ``namespace``."""
+        keys = self._routes_by_ref_namespace.get(namespace, ())
+        return tuple(self._routes[k] for k in sorted(keys) if k in self._routes)
+
     def routes_attached_to(self, namespace: str, name: str) -> tuple[gw.Route, ...]:
         """Routes with a parentRef naming Gateway ``namespace/name``."""
         keys = self._routes_by_parent.get((namespace, name), ())
@@ -235,6 +267,21 @@ class ClusterState:
             return None
         return (time.monotonic() if now is None else now) - at
 
+    def view_age(self, now: float | None = None) -> float:
+        """Seconds since the least recently confirmed watched kind was last known current.
+
+        The informer confirms a kind on every list, event and bookmark (bookmarks arrive
+        about once a minute on a quiet watch). An offline view is never stale.
+        """
+        if self.offline or not self._expected:
+            return 0.0
+        now = time.monotonic() if now is None else now
+        ages = [now - self._alive.get(k, self._created) for k in self._expected if k not in self._unavailable]
+        return max(ages, default=0.0)
+
+    def mark_alive(self, kind: str, at: float | None = None) -> None:
+        self._alive[kind] = time.monotonic() if at is None else at
+
     def resource_version(self, kind: str) -> str:
         return self._resource_versions.get(kind, "")
 
@@ -242,6 +289,7 @@ class ClusterState:
     def from_objects(cls, objects: Iterable[dict[str, Any]]) -> "ClusterState":
         """An offline view: every known kind counts as synced."""
         state = cls()
+        state.offline = True
         for obj in objects:
             kind = obj.get("kind")
             if isinstance(kind, str) and kind in KINDS_BY_NAME:

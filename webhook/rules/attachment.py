@@ -1,0 +1,137 @@
+"""Rules on where a route may attach: the Gateway's listeners, and the policy's tenancy."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from .. import gatewayapi as gw
+from ..decision import Violation
+from .context import RuleContext
+
+
+def parent_listeners(ctx: RuleContext, ref: gw.ParentRef) -> tuple[gw.Gateway | None, tuple[gw.Listener, ...], str]:
+    """The Gateway governing a parentRef, the listeners it selects from, and the owner namespace.
+
+    A parentRef to a ListenerSet uses that set's listeners; its Gateway is the set's parent.
+    """
+    if ref.is_gateway:
+        gateway = ctx.state.gateway(ref.namespace, ref.name)
+        return gateway, (gateway.listeners if gateway else ()), ref.namespace
+    if ref.is_listenerset:
+        obj = ctx.state.get("ListenerSet", ref.namespace, ref.name)
+        if obj is None:
+            return None, (), ref.namespace
+        parent = gw.listenerset_parent(obj)
+        gateway = ctx.state.gateway(*parent) if parent else None
+        return gateway, gw.listenerset_listeners(obj), ref.namespace
+    return None, (), ref.namespace
+
+
+def _listener_summary(listeners: tuple[gw.Listener, ...]) -> str:
+    return ", ".join(listener.describe() for listener in listeners) or "no listeners"
+
+
+def _admission_summary(listener: gw.Listener) -> str:
+    if listener.allowed_from == "Selector" and listener.allowed_selector is not None:
+        return f"{listener.describe()} admits namespaces labelled {listener.allowed_selector.describe()}"
+    if listener.allowed_from == "Same":
+        return f"{listener.describe()} admits only routes from its own namespace"
+    if listener.allowed_from == "All":
+        return f"{listener.describe()} admits all namespaces"
+    return f"{listener.describe()} admits no routes (from: {listener.allowed_from})"
+
+
+def route_attaches_to_listeners(ctx: RuleContext, route: gw.Route) -> Iterator[Violation]:
+    """Each parentRef reaches a listener that accepts the route, as the controller would decide."""
+    for ref in route.parent_refs:
+        if not (ref.is_gateway or ref.is_listenerset):
+            continue  # a Service parent (GAMMA mesh) or an implementation-specific kind
+        gateway, listeners, owner_ns = parent_listeners(ctx, ref)
+        if gateway is None:
+            if ctx.may_govern(ref):
+                yield ctx.violation(
+                    "attachment/GatewayNotFound",
+                    f"{ref.describe()} does not exist in the cluster (yet), so the route cannot be checked against it",
+                    field=ref.field,
+                    fix=f"create {ref.describe()} first, or correct spec.parentRefs name/namespace",
+                )
+            continue
+        if not ctx.governs(gateway) or not ctx.policy.mirror_listeners:
+            continue
+        labels = ctx.labels(route.namespace)
+        attachment = gw.evaluate_attachment(route, ref, listeners, owner_namespace=owner_ns, namespace_labels=labels)
+        if attachment.reason is None:
+            if attachment.unknown_namespace and not any(v.accepts for v in attachment.verdicts):
+                yield ctx.violation(
+                    "attachment/NamespaceNotFound",
+                    f"namespace {route.namespace} is not in the cluster view, so the label selector of "
+                    f"{ref.describe()} cannot be evaluated",
+                    field=ref.field,
+                    fix=f"declare Namespace {route.namespace} with its labels alongside the route",
+                )
+            continue
+        yield _attachment_violation(ctx, route, ref, attachment, listeners)
+
+
+def _attachment_violation(
+    ctx: RuleContext, route: gw.Route, ref: gw.ParentRef, attachment: gw.Attachment, listeners: tuple[gw.Listener, ...]
+) -> Violation:
+    reason = attachment.reason or ""
+    if reason == "NoMatchingParent":
+        return ctx.violation(
+            "attachment/NoMatchingParent",
+            f"{ref.describe()} selects no listener; it has {_listener_summary(listeners)}",
+            field=ref.field,
+            fix="set sectionName to a listener name and/or port to a listener port of that Gateway",
+        )
+    if reason == "NotAllowedByListeners":
+        kinds_refused = [v for v in attachment.verdicts if not v.kind_allowed]
+        if kinds_refused and len(kinds_refused) == len(attachment.verdicts):
+            detail = "; ".join(
+                f"{v.listener.describe()} accepts {', '.join(sorted(k for _, k in v.listener.accepted_kinds())) or 'no kinds'}"
+                for v in kinds_refused
+            )
+            return ctx.violation(
+                "attachment/NotAllowedByListeners",
+                f"no listener selected by {ref.describe()} accepts {route.kind}: {detail}",
+                field=ref.field,
+                fix=f"attach to a listener whose protocol or allowedRoutes.kinds includes {route.kind}",
+            )
+        detail = "; ".join(_admission_summary(v.listener) for v in attachment.verdicts)
+        return ctx.violation(
+            "attachment/NotAllowedByListeners",
+            f"{ref.describe()} does not accept routes from namespace {route.namespace}: {detail}",
+            field=ref.field,
+            fix=(
+                f"ask the owners of Gateway {ref.namespace}/{ref.name} to admit namespace {route.namespace} "
+                "(allowedRoutes.namespaces), or attach to a listener that admits it"
+            ),
+        )
+    listener_hosts = ", ".join(sorted({v.listener.hostname or "*" for v in attachment.verdicts if v.accepts}))
+    return ctx.violation(
+        "attachment/NoMatchingListenerHostname",
+        f"none of the route's hostnames ({', '.join(route.hostnames)}) intersects the hostnames of the listeners "
+        f"of {ref.describe()} that admit it ({listener_hosts})",
+        field="spec.hostnames",
+        fix=f"use hostnames under {listener_hosts}, or attach to a listener that serves them",
+    )
+
+
+def route_namespace_may_use_gateway(ctx: RuleContext, route: gw.Route) -> Iterator[Violation]:
+    """The policy's own tenancy: only listed namespaces attach to the governed Gateways."""
+    allowed = ctx.policy.allowed_namespaces
+    if allowed is None:
+        return
+    for ref in route.parent_refs:
+        gateway, _, _ = parent_listeners(ctx, ref)
+        if gateway is None or not ctx.governs(gateway) or route.namespace == gateway.namespace:
+            continue
+        verdict = allowed.contains(route.namespace, ctx.labels(route.namespace))
+        if verdict is False:
+            yield ctx.violation(
+                "attachment/NotAllowedByPolicy",
+                f"namespace {route.namespace} may not attach routes to {gateway.describe()}: policy "
+                f"{ctx.policy.name} allows {allowed.describe()}",
+                field=ref.field,
+                fix=f"ask the platform team to add namespace {route.namespace} to TenancyPolicy {ctx.policy.name}",
+            )

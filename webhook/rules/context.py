@@ -1,0 +1,55 @@
+"""What a rule sees: the request, one policy, and the cluster view. Read-only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+from ..admission import AdmissionRequest
+from ..decision import Violation
+from ..gatewayapi import Gateway, ParentRef
+from ..policy.model import TenancyPolicy
+from ..state.store import ClusterState
+
+
+@dataclass(frozen=True, slots=True)
+class RuleContext:
+    request: AdmissionRequest
+    policy: TenancyPolicy
+    state: ClusterState
+
+    def violation(self, rule: str, message: str, *, field: str = "", fix: str = "", reason: str | None = None) -> Violation:
+        """A violation of ``rule`` (``area/Reason``) in the mode this policy gives it."""
+        return Violation(
+            rule=rule,
+            reason=reason or rule.rpartition("/")[2],
+            message=message,
+            field=field,
+            fix=fix,
+            mode=self.policy.mode_for(rule),
+            policy=self.policy.name,
+        )
+
+    def labels(self, namespace: str) -> Mapping[str, str] | None:
+        labels = self.state.namespace_labels(namespace)
+        if labels is None and self.state.offline:
+            # Offline manifests often leave namespaces out; the name label is always known.
+            return None
+        return labels
+
+    def governs(self, gateway: Gateway) -> bool:
+        return self.policy.match.matches(
+            namespace=gateway.namespace,
+            name=gateway.name,
+            class_name=gateway.class_name,
+            namespace_labels=self.state.namespace_labels(gateway.namespace),
+        )
+
+    def may_govern(self, ref: ParentRef) -> bool:
+        """For a Gateway the view does not hold: could this policy govern it?"""
+        match = self.policy.match
+        if match.everything or (ref.namespace, ref.name) in match.gateways or (None, ref.name) in match.gateways:
+            return True
+        if match.namespaces is not None:
+            return match.namespaces.contains(ref.namespace, self.state.namespace_labels(ref.namespace)) is not False
+        return bool(match.class_names)  # the class is unknown until the Gateway exists

@@ -1,0 +1,105 @@
+"""Guardrails for Gateways: classes, who may open to all namespaces, listener domains, TLS."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from .. import gatewayapi as gw
+from ..decision import Violation
+from .context import RuleContext
+from .references import references_are_granted
+
+
+def gateway_class_is_allowed(ctx: RuleContext, gateway: gw.Gateway) -> Iterator[Violation]:
+    """A namespace uses only the GatewayClasses the policy allows it."""
+    if not ctx.policy.has_class_rules:
+        return
+    labels = ctx.labels(gateway.namespace)
+    allowed = sorted(
+        {c for a in ctx.policy.allowed_classes if a.namespaces.contains(gateway.namespace, labels) for c in a.class_names}
+    )
+    if gateway.class_name not in allowed:
+        yield ctx.violation(
+            "gateway/GatewayClassNotAllowed",
+            f"namespace {gateway.namespace} may not use GatewayClass {gateway.class_name!r} "
+            f"(allowed: {', '.join(allowed) or 'none'})",
+            field="spec.gatewayClassName",
+            fix=f"use one of: {', '.join(allowed)}" if allowed else "ask the platform team for a GatewayClass",
+        )
+
+
+def gateway_opens_to_all_only_if_allowed(ctx: RuleContext, gateway: gw.Gateway) -> Iterator[Violation]:
+    """Only listed namespaces may accept routes from every namespace (``from: All``)."""
+    allowed = ctx.policy.allow_all_namespaces
+    if allowed is None:
+        return
+    if allowed.contains(gateway.namespace, ctx.labels(gateway.namespace)):
+        return
+    for listener in gateway.listeners:
+        if listener.allowed_from == "All":
+            yield ctx.violation(
+                "gateway/AllNamespacesNotAllowed",
+                f"{listener.describe()} admits routes from all namespaces, which namespace {gateway.namespace} may not do",
+                field=f"{listener.field}.allowedRoutes.namespaces.from",
+                fix="use from: Selector with a namespace selector, or from: Same",
+            )
+
+
+def _within(hostname: str, domain: str) -> bool:
+    return hostname == domain or hostname.endswith("." + domain) or gw.hostname_matches(domain, hostname)
+
+
+def listener_hostnames_are_in_domains(ctx: RuleContext, gateway: gw.Gateway) -> Iterator[Violation]:
+    """Listener hostnames stay within the domains the platform owns."""
+    domains = ctx.policy.listener_domains
+    if not domains:
+        return
+    for listener in gateway.listeners:
+        if listener.protocol in ("TCP", "UDP"):
+            continue  # hostnames do not apply
+        if listener.hostname is None:
+            yield ctx.violation(
+                "gateway/ListenerHostnameNotAllowed",
+                f"{listener.describe()} has no hostname, so it serves every domain, not only {', '.join(domains)}",
+                field=f"{listener.field}.hostname",
+                fix=f"set a hostname under {', '.join(domains)}",
+            )
+            continue
+        bare = listener.hostname[2:] if gw.is_wildcard(listener.hostname) else listener.hostname
+        if not any(_within(bare, d.removeprefix("*.")) for d in domains):
+            yield ctx.violation(
+                "gateway/ListenerHostnameNotAllowed",
+                f"listener hostname {listener.hostname} is outside the allowed domains {', '.join(domains)}",
+                field=f"{listener.field}.hostname",
+                fix=f"use a hostname under {', '.join(domains)}",
+            )
+
+
+def tls_listeners_have_certificates(ctx: RuleContext, gateway: gw.Gateway) -> Iterator[Violation]:
+    """HTTPS listeners and TLS listeners that terminate name their certificates."""
+    if not ctx.policy.require_certificate_refs:
+        return
+    for listener in gateway.listeners:
+        terminates = listener.protocol == "HTTPS" or (listener.protocol == "TLS" and listener.tls_mode == "Terminate")
+        if terminates and not listener.certificate_refs:
+            yield ctx.violation(
+                "gateway/InvalidCertificateRef",
+                f"{listener.describe()} terminates TLS but names no certificateRefs",
+                field=f"{listener.field}.tls.certificateRefs",
+                fix="add tls.certificateRefs naming the Secret with the certificate (cert-manager can create it)",
+            )
+
+
+def gateway_references_are_granted(ctx: RuleContext, gateway: gw.Gateway) -> Iterator[Violation]:
+    yield from references_are_granted(
+        ctx, from_kind="Gateway", from_namespace=gateway.namespace, refs=gateway.certificate_refs
+    )
+
+
+GATEWAY_RULES = (
+    gateway_class_is_allowed,
+    gateway_opens_to_all_only_if_allowed,
+    listener_hostnames_are_in_domains,
+    tls_listeners_have_certificates,
+    gateway_references_are_granted,
+)

@@ -1,0 +1,104 @@
+"""Rules on route hostnames: required, allowed per namespace, owned by one namespace."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from .. import gatewayapi as gw
+from ..decision import Violation
+from .attachment import parent_listeners
+from .context import RuleContext
+
+
+def _governed_gateways(ctx: RuleContext, route: gw.Route) -> list[gw.Gateway]:
+    out: list[gw.Gateway] = []
+    for ref in route.parent_refs:
+        gateway, _, _ = parent_listeners(ctx, ref)
+        if gateway is not None and ctx.governs(gateway) and gateway not in out:
+            out.append(gateway)
+    return out
+
+
+def route_names_hostnames(ctx: RuleContext, route: gw.Route) -> Iterator[Violation]:
+    """A route on a governed Gateway lists hostnames instead of catching every name."""
+    if not ctx.policy.hostnames_required or route.kind not in gw.HOSTNAME_ROUTE_KINDS or route.hostnames:
+        return
+    gateways = _governed_gateways(ctx, route)
+    if gateways:
+        names = ", ".join(g.describe() for g in gateways)
+        yield ctx.violation(
+            "hostnames/HostnameRequired",
+            f"{route.kind} lists no hostnames, so it would catch every hostname of the listeners it attaches to on {names}",
+            field="spec.hostnames",
+            fix="list the hostnames this route serves in spec.hostnames",
+        )
+
+
+def route_hostnames_are_allowed(ctx: RuleContext, route: gw.Route) -> Iterator[Violation]:
+    """Each hostname matches a pattern the policy allows for the route's namespace."""
+    allowances = ctx.policy.hostnames_allowed
+    if not allowances or not route.hostnames or not _governed_gateways(ctx, route):
+        return
+    labels = ctx.labels(route.namespace)
+    mine = [a for a in allowances if a.namespaces.contains(route.namespace, labels)]
+    patterns = sorted({p for a in mine for p in a.patterns})
+    for i, hostname in enumerate(route.hostnames):
+        if not any(a.permits(hostname) for a in mine):
+            allowed = ", ".join(patterns) if patterns else "none"
+            yield ctx.violation(
+                "hostnames/HostnameNotAllowed",
+                f"hostname {hostname} is not allowed for namespace {route.namespace} (allowed: {allowed})",
+                field=f"spec.hostnames[{i}]",
+                fix=(f"use a hostname matching {allowed}" if patterns else
+                     f"ask the platform team to allow hostnames for namespace {route.namespace} in TenancyPolicy {ctx.policy.name}"),
+            )
+
+
+def _claimants(ctx: RuleContext, hostname: str) -> list[gw.Route]:
+    """Routes whose hostnames overlap ``hostname``: the same name, a wildcard over it, or names under it."""
+    found = list(ctx.state.routes_with_hostname(hostname))
+    labels = hostname.split(".")
+    start = 1 if gw.is_wildcard(hostname) else 0
+    for i in range(start + 1, len(labels)):
+        found.extend(ctx.state.routes_with_hostname("*." + ".".join(labels[i:])))
+    if gw.is_wildcard(hostname):
+        found.extend(ctx.state.routes_under_domain(hostname[2:]))
+    return found
+
+
+def _older(route: gw.Route) -> tuple[str, str, str, str]:
+    # RFC 3339 timestamps in UTC sort as strings; objects not created yet sort last.
+    return (route.meta.creation_timestamp or "~", route.namespace, route.kind, route.name)
+
+
+def route_hostnames_are_unclaimed(ctx: RuleContext, route: gw.Route, old: gw.Route | None) -> Iterator[Violation]:
+    """A hostname belongs to the namespace that claimed it first, on the Gateways they share.
+
+    Only new claims are judged: a hostname the route already had (UPDATE) stays, so an
+    update never fails because of a conflict that predates it (the audit reports those).
+    """
+    if not ctx.policy.hostnames_unique or not route.hostnames:
+        return
+    gateways = {g.key for g in _governed_gateways(ctx, route)}
+    if not gateways:
+        return
+    previous = set(old.hostnames) if old is not None else set()
+    for i, hostname in enumerate(route.hostnames):
+        if hostname in previous:
+            continue
+        rivals = [
+            other
+            for other in _claimants(ctx, hostname)
+            if other.namespace != route.namespace and gateways.intersection(r.gateway_key for r in other.parent_refs)
+        ]
+        if not rivals:
+            continue
+        owner = min(rivals, key=_older)
+        overlap = [h for h in owner.hostnames if gw.hostname_matches(h, hostname) or gw.hostname_matches(hostname, h)]
+        yield ctx.violation(
+            "hostnames/HostnameConflict",
+            f"hostname {hostname} is already served by namespace {owner.namespace} ({owner.describe()}, "
+            f"hostname {', '.join(overlap)})",
+            field=f"spec.hostnames[{i}]",
+            fix=f"choose another hostname, or agree with the owners of namespace {owner.namespace} to move it",
+        )

@@ -1,0 +1,47 @@
+"""Cross-namespace references need a ReferenceGrant (``ResolvedRefs=False, RefNotPermitted``)."""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator
+
+from .. import gatewayapi as gw
+from ..decision import Violation
+from .context import RuleContext
+
+
+def references_are_granted(
+    ctx: RuleContext, *, from_kind: str, from_namespace: str, refs: Iterable[gw.ObjectRef]
+) -> Iterator[Violation]:
+    """Every reference into another namespace is permitted by a ReferenceGrant there."""
+    if not ctx.policy.require_reference_grant:
+        return
+    for ref in refs:
+        if ref.namespace == from_namespace:
+            continue
+        granted = gw.reference_permitted(
+            ctx.state.reference_grants(ref.namespace),
+            from_group=gw.GROUP,
+            from_kind=from_kind,
+            from_namespace=from_namespace,
+            to=ref,
+        )
+        if granted is None:
+            group = ref.group or '""'
+            yield ctx.violation(
+                "references/RefNotPermitted",
+                f"{ref.describe()} is in another namespace and no ReferenceGrant in {ref.namespace} allows "
+                f"{from_kind} from namespace {from_namespace} to refer to it",
+                field=ref.field,
+                fix=(
+                    f"add a ReferenceGrant in namespace {ref.namespace} with from "
+                    f"{{group: {gw.GROUP}, kind: {from_kind}, namespace: {from_namespace}}} and to "
+                    f"{{group: {group}, kind: {ref.kind}, name: {ref.name}}}"
+                ),
+            )
+
+
+def route_references_are_granted(ctx: RuleContext, route: gw.Route, *, governed: bool) -> Iterator[Violation]:
+    if governed:
+        yield from references_are_granted(
+            ctx, from_kind=route.kind, from_namespace=route.namespace, refs=route.backend_refs
+        )
