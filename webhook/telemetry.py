@@ -39,7 +39,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client import generate_latest
+from prometheus_client import disable_created_metrics, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 
@@ -60,7 +60,6 @@ DURATION_BUCKETS = (
     0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )
 UNKNOWN = "unknown"
-_REASON_LIMIT = 200
 
 
 class StateView(Protocol):
@@ -287,14 +286,21 @@ class Telemetry:
         environ: Mapping[str, str] | None = None,
         set_global: bool = False,
         registry: CollectorRegistry | None = None,
+        created_series: bool = False,
     ) -> "Telemetry":
         """Build telemetry once at start, configured by the standard ``OTEL_*`` variables.
 
         ``span_exporter`` (exported synchronously, for tests) and ``span_processor`` are
         added to whatever the environment asks for. With neither and no exporter in the
         environment there is no TracerProvider at all.
+
+        ``created_series=False`` drops the ``*_created`` gauge that prometheus-client adds
+        beside every counter and histogram (it doubles the series Prometheus stores, and
+        nothing here reads it). That switch is process-wide in prometheus-client.
         """
         env = os.environ if environ is None else environ
+        if not created_series:
+            disable_created_metrics()
         processors: list[SpanProcessor] = []
         names: list[str] = []
         if span_exporter is not None:
@@ -425,13 +431,13 @@ class Telemetry:
 
     # ------------------------------------------------------------------ other events
     def review_rejected(self, *, webhook: str, status: int, reason: str) -> None:
-        """A body that is not a usable AdmissionReview (answered with HTTP ``status``)."""
+        """A body that is not a usable AdmissionReview (answered with HTTP ``status``).
+
+        Counted only: the caller logs it, with the details it has (uid, the full reason).
+        """
         self._metrics.rejected.labels(webhook=webhook, status=str(status)).inc()
         self._metrics.requests.labels(webhook=webhook, kind=UNKNOWN, operation=UNKNOWN,
                                       decision="rejected", dry_run="false").inc()
-        short = reason if len(reason) <= _REASON_LIMIT else reason[:_REASON_LIMIT] + "..."
-        decision_log.warning("rejected review", extra=fields(
-            webhook=webhook, decision="rejected", status=status, reason=short))
 
     def policy_reloaded(self, *, ok: bool) -> None:
         self._metrics.reloads.labels(result="success" if ok else "failure").inc()
