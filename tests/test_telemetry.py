@@ -12,8 +12,9 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import promql_parser
 import pytest
@@ -129,7 +130,7 @@ def test_request_counters_move_by_webhook_kind_operation_decision_and_dry_run(te
     record(telemetry, create, DENIED)
     record(telemetry, dry, DENIED)
     name = "routewarden_admission_requests_total"
-    labels = dict(webhook="validate", kind="HTTPRoute", operation="CREATE")
+    labels = {"webhook": "validate", "kind": "HTTPRoute", "operation": "CREATE"}
     assert value(telemetry, name, **labels, decision="allowed", dry_run="false") == 2
     assert value(telemetry, name, **labels, decision="denied", dry_run="false") == 1
     assert value(telemetry, name, **labels, decision="denied", dry_run="true") == 1
@@ -187,9 +188,8 @@ def test_a_raising_block_is_recorded_as_error_and_the_exception_propagates(
         telemetry: Telemetry, spans: InMemorySpanExporter) -> None:
     """decision=error in metrics and span, ERROR span status, and the caller still sees the exception."""
     request = review("httproute-delete.validate")
-    with pytest.raises(KeyError):
-        with telemetry.admission(webhook="validate", request=request):
-            raise KeyError("spec")
+    with pytest.raises(KeyError), telemetry.admission(webhook="validate", request=request):
+        raise KeyError("spec")
     assert value(telemetry, "routewarden_admission_requests_total", webhook="validate", kind="HTTPRoute",
                  operation="DELETE", decision="error", dry_run="false") == 1
     (span,) = spans.get_finished_spans()
@@ -374,9 +374,8 @@ def test_quiet_allows_log_at_debug_and_findings_at_info(
 
 def test_an_error_is_logged_at_error_with_the_exception_type_only(telemetry: Telemetry, decision_lines: Any) -> None:
     """The exception's message may quote the object, so only its type is logged."""
-    with pytest.raises(ValueError):
-        with telemetry.admission(webhook="validate", request=secret_review()):
-            raise ValueError(f"bad value {SECRET}")
+    with pytest.raises(ValueError), telemetry.admission(webhook="validate", request=secret_review()):
+        raise ValueError(f"bad value {SECRET}")
     ((level, text),) = decision_lines()
     assert level == logging.ERROR
     assert json.loads(text)["error"] == "ValueError"
@@ -421,9 +420,9 @@ def test_without_otel_variables_there_is_no_exporter_and_no_tracer_provider(
 class _Collector(http.server.BaseHTTPRequestHandler):
     """A minimal OTLP/HTTP trace receiver on loopback."""
 
-    received: list[tuple[str, str, bytes]] = []
+    received: list[tuple[str, str, bytes]]  # set per server by the fixture
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.received.append((self.path, self.headers["Content-Type"], body))
         self.send_response(200)
@@ -568,11 +567,12 @@ def test_every_dashboard_query_parses_and_uses_only_metrics_we_export() -> None:
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
 def test_the_observability_kustomization_builds_a_rule_and_a_dashboard_configmap() -> None:
-    """kubectl kustomize renders the PrometheusRule and the dashboard ConfigMap for the Grafana sidecar."""
+    """kubectl kustomize renders the scrape config, the alerts and the dashboard ConfigMap for Grafana."""
     out = subprocess.run(["kubectl", "kustomize", str(OBSERVABILITY)], check=True, capture_output=True,
                          text=True, timeout=60).stdout
     documents = {d["kind"]: d for d in yaml.safe_load_all(out)}
-    assert set(documents) == {"PrometheusRule", "ConfigMap"}
+    assert set(documents) == {"ServiceMonitor", "PrometheusRule", "ConfigMap"}
+    assert documents["ServiceMonitor"]["spec"]["endpoints"][0]["path"] == "/metrics"
     config_map = documents["ConfigMap"]
     assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(config_map["data"]["routewarden.json"])["uid"] == "routewarden"

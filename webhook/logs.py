@@ -11,7 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sys
-from typing import Any, Literal, Mapping, TextIO
+from collections.abc import Mapping
+from typing import Any, Literal, TextIO
 
 import orjson
 
@@ -33,7 +34,7 @@ def _record_fields(record: logging.LogRecord) -> Mapping[str, Any]:
 
 
 def _timestamp(record: logging.LogRecord) -> str:
-    return dt.datetime.fromtimestamp(record.created, tz=dt.timezone.utc).isoformat(timespec="milliseconds")
+    return dt.datetime.fromtimestamp(record.created, tz=dt.UTC).isoformat(timespec="milliseconds")
 
 
 class JsonFormatter(logging.Formatter):

@@ -25,7 +25,8 @@ import contextlib
 import logging
 import os
 import time
-from typing import Any, Iterable, Iterator, Literal, Mapping, Protocol
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Literal, Protocol
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
@@ -38,8 +39,15 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client import disable_created_metrics, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 
@@ -287,7 +295,7 @@ class Telemetry:
         set_global: bool = False,
         registry: CollectorRegistry | None = None,
         created_series: bool = False,
-    ) -> "Telemetry":
+    ) -> Telemetry:
         """Build telemetry once at start, configured by the standard ``OTEL_*`` variables.
 
         ``span_exporter`` (exported synchronously, for tests) and ``span_processor`` are
