@@ -16,7 +16,9 @@ import asyncio
 import datetime as dt
 import hashlib
 import logging
+import os
 import ssl
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -45,6 +47,24 @@ def server_context(cert_file: str | Path, key_file: str | Path, *, client_ca: st
         context.verify_mode = ssl.CERT_REQUIRED
         context.load_verify_locations(cafile=str(client_ca))
     return context
+
+
+def load_pair(context: ssl.SSLContext, cert: bytes, key: bytes) -> None:
+    """Load exactly these bytes into ``context``, or raise and leave it untouched.
+
+    ``load_cert_chain`` on a live context is not atomic: with a certificate and a key
+    that do not match (a Secret caught mid-update) OpenSSL has already replaced the
+    certificate when the key is refused, and the context can no longer handshake. So the
+    pair is tried on a scratch context first. Both loads read one private temporary file
+    holding the bytes that were compared, so a file changing in between cannot slip in.
+    """
+    with tempfile.TemporaryDirectory(prefix="routewarden-tls-") as directory:
+        combined = Path(directory) / "pair.pem"
+        fd = os.open(combined, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(cert.rstrip(b"\n") + b"\n" + key)
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(str(combined))
+        context.load_cert_chain(str(combined))
 
 
 def _fingerprint(cert: bytes, key: bytes) -> str:
@@ -82,10 +102,8 @@ class CertificateReloader:
         if fingerprint == self._fingerprint:
             return False
         try:
-            # Loading the paths (not the bytes just read) is the only API ssl offers; if the
-            # files changed again in between, the next check sees a new fingerprint and loads.
-            self.context.load_cert_chain(str(self.cert_file), str(self.key_file))
             expiry = certificate_not_after(cert)
+            load_pair(self.context, cert, key)
         except (ssl.SSLError, OSError, ValueError) as exc:
             log.warning("new certificate not loaded, still serving the previous one",
                         extra=fields(error=str(exc), cert_file=str(self.cert_file)))
