@@ -1,0 +1,710 @@
+"""A small in-process kube-apiserver for tests: the list/watch wire protocol, for real.
+
+It serves whatever resources are registered (any group/version/plural) over HTTP (or
+HTTPS when given an SSLContext) on 127.0.0.1, so the real ``kubernetes`` client can talk
+to it:
+
+- discovery: ``/api``, ``/api/v1``, ``/apis``, ``/apis/<group>/<version>``;
+- list with ``limit``/``continue`` (consistent pages, expiring on compaction) and
+  ``labelSelector`` (equality and existence terms);
+- watch (``?watch=true``): chunked, one JSON event per line, a bounded event history
+  to resume from, ``BOOKMARK`` events, an ``ERROR`` event with a 410 Status when the
+  requested resourceVersion is older than the history (or HTTP 410, if asked);
+- single objects: GET, POST (create), PUT (update, with resourceVersion conflicts),
+  PATCH (merge, strategic-merge treated as merge, JSON patch, apply), DELETE;
+- faults: drop open watches mid-event, answer an HTTP error N times, delay answers,
+  CRDs that 404 until :meth:`FakeKubeAPI.install`.
+
+Objects live under (group, plural, namespace, name) and are served in any registered
+version of their resource. Every change bumps one global resourceVersion, as etcd does.
+
+Use it on the test's event loop (``async with FakeKubeAPI() as api``); code that calls
+the blocking client must then run in threads. Or run it on its own loop thread with
+:meth:`FakeKubeAPI.in_thread`, for tests that call the client synchronously. Mutators
+(create, update, delete, ...) may be called from any thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import copy
+import json
+import ssl
+import threading
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterator
+
+import jsonpatch
+from aiohttp import web
+
+from webhook.state.kinds import WATCHED_KINDS
+
+Obj = dict[str, Any]
+
+
+@dataclass
+class Resource:
+    """A registered resource: a kind, where it is served, and whether it is installed."""
+
+    kind: str
+    group: str
+    versions: tuple[str, ...]
+    plural: str
+    namespaced: bool = True
+    installed: bool = True
+
+    def api_version(self, version: str) -> str:
+        return f"{self.group}/{version}" if self.group else version
+
+
+@dataclass
+class _Event:
+    rv: int
+    type: str
+    resource: Resource
+    obj: Obj
+
+
+@dataclass
+class _Fault:
+    status: int
+    remaining: int
+    match: Callable[[web.Request], bool]
+
+
+@dataclass(eq=False)
+class _Watcher:
+    resource: Resource
+    version: str
+    namespace: str | None
+    selector: list[tuple[str, str, str]]
+    bookmarks: bool
+    queue: asyncio.Queue = field(default_factory=asyncio.Queue)
+    dropped: bool = False
+
+    def wants(self, event: _Event) -> bool:
+        if event.resource is not self.resource:
+            return False
+        meta = event.obj.get("metadata") or {}
+        if self.namespace is not None and meta.get("namespace") != self.namespace:
+            return False
+        return _selects(self.selector, meta.get("labels") or {})
+
+
+_DROP = object()
+_BOOKMARK = object()
+
+
+class FakeKubeAPI:
+    """A kube-apiserver double that speaks the real protocol; see the module docstring."""
+
+    def __init__(self, *, history: int = 1000, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.resources: dict[str, Resource] = {}
+        self._objects: dict[tuple[str, str], dict[tuple[str, str], Obj]] = {}
+        self._rv = 1
+        self._history: deque[_Event] = deque(maxlen=history)
+        self._oldest_rv = 1  # a watch from an RV older than this gets 410 Gone
+        self._watchers: set[_Watcher] = set()
+        self._faults: list[_Fault] = []
+        self._snapshots: dict[str, tuple[int, list[Obj]]] = {}
+        self.delay = 0.0  # seconds added before every answer
+        self.watch_gone_as_http = False  # answer a too-old watch with HTTP 410, as old servers did
+        self.list_gone_on_stale = True  # a list with an explicit, compacted resourceVersion gets 410
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self._ssl = ssl_context
+        self._runner: web.AppRunner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.url = ""
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> str:
+        app = web.Application(middlewares=[self._middleware], client_max_size=8 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self._ssl)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self._loop = asyncio.get_running_loop()
+        self.url = f"{'https' if self._ssl else 'http'}://127.0.0.1:{port}"
+        return self.url
+
+    async def close(self) -> None:
+        for watcher in list(self._watchers):
+            watcher.queue.put_nowait(None)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> "FakeKubeAPI":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @contextlib.contextmanager
+    def in_thread(self) -> Iterator["FakeKubeAPI"]:
+        """Serve from a loop of its own in a background thread (for synchronous tests)."""
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="fake-kube-api", daemon=True)
+        thread.start()
+        asyncio.run_coroutine_threadsafe(self.start(), loop).result(10)
+        try:
+            yield self
+        finally:
+            asyncio.run_coroutine_threadsafe(self.close(), loop).result(10)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(10)
+            loop.close()
+
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn`` on the server's loop (watch queues belong to it) and return its result."""
+        loop = self._loop
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is None or running is loop or not loop.is_running():
+            return fn(*args, **kwargs)
+
+        async def call() -> Any:
+            return fn(*args, **kwargs)
+
+        return asyncio.run_coroutine_threadsafe(call(), loop).result(10)
+
+    # ------------------------------------------------------------------ registration
+    def register(
+        self,
+        kind: str,
+        *,
+        group: str,
+        versions: tuple[str, ...] | str,
+        plural: str,
+        namespaced: bool = True,
+        installed: bool = True,
+    ) -> Resource:
+        versions = (versions,) if isinstance(versions, str) else tuple(versions)
+        res = Resource(kind, group, versions, plural, namespaced, installed)
+        self.resources[kind] = res
+        self._objects.setdefault((group, plural), {})
+        return res
+
+    def register_watched(self, *, installed: bool = True, kinds=WATCHED_KINDS) -> None:
+        """Everything routewarden watches; Gateway API kinds served at their newest version."""
+        for k in kinds:
+            self.register(
+                k.kind,
+                group=k.group,
+                versions=k.versions[:1],
+                plural=k.plural,
+                namespaced=k.namespaced,
+                installed=installed or not k.group,
+            )
+
+    def register_defaults(self) -> None:
+        """Core and admissionregistration resources a webhook manages for itself."""
+        self.register("Namespace", group="", versions="v1", plural="namespaces", namespaced=False)
+        self.register("Secret", group="", versions="v1", plural="secrets")
+        self.register("ConfigMap", group="", versions="v1", plural="configmaps")
+        self.register("Service", group="", versions="v1", plural="services")
+        for kind, plural in (
+            ("ValidatingWebhookConfiguration", "validatingwebhookconfigurations"),
+            ("MutatingWebhookConfiguration", "mutatingwebhookconfigurations"),
+        ):
+            self.register(kind, group="admissionregistration.k8s.io", versions="v1", plural=plural,
+                          namespaced=False)
+
+    def install(self, kind: str) -> None:
+        """The CRD appears: its group/version is served from now on."""
+        self.resources[kind].installed = True
+
+    def uninstall(self, kind: str) -> None:
+        """The CRD is deleted, and its objects with it (watches end, as on a real server)."""
+        def run() -> None:
+            res = self.resources[kind]
+            res.installed = False
+            self._objects[(res.group, res.plural)].clear()
+            for watcher in list(self._watchers):
+                if watcher.resource is res:
+                    watcher.queue.put_nowait(None)
+        self._call(run)
+
+    # ------------------------------------------------------------------ the truth
+    @property
+    def resource_version(self) -> int:
+        return self._rv
+
+    def objects(self, kind: str) -> list[Obj]:
+        res = self.resources[kind]
+        return [copy.deepcopy(o) for o in self._objects[(res.group, res.plural)].values()]
+
+    def get(self, kind: str, namespace: str, name: str) -> Obj | None:
+        res = self.resources[kind]
+        obj = self._objects[(res.group, res.plural)].get((namespace or "", name))
+        return copy.deepcopy(obj) if obj is not None else None
+
+    def truth(self, kind: str) -> dict[tuple[str, str], str]:
+        """(namespace, name) -> resourceVersion of every stored object of ``kind``."""
+        res = self.resources[kind]
+        return {k: o["metadata"]["resourceVersion"] for k, o in self._objects[(res.group, res.plural)].items()}
+
+    @property
+    def open_watches(self) -> int:
+        return len(self._watchers)
+
+    # ------------------------------------------------------------------ mutators
+    def create(self, kind: str, obj: Obj) -> Obj:
+        return self._call(self._create, self.resources[kind], copy.deepcopy(obj))
+
+    def update(self, kind: str, obj: Obj) -> Obj:
+        return self._call(self._update, self.resources[kind], copy.deepcopy(obj))
+
+    def apply(self, kind: str, obj: Obj) -> Obj:
+        """Create or update, whichever is needed."""
+        meta = obj.get("metadata") or {}
+        if self.get(kind, meta.get("namespace", ""), meta["name"]) is None:
+            return self.create(kind, obj)
+        return self.update(kind, obj)
+
+    def delete(self, kind: str, namespace: str, name: str) -> Obj | None:
+        return self._call(self._delete, self.resources[kind], namespace or "", name)
+
+    def compact(self) -> None:
+        """Forget the event history: a watch from any older resourceVersion now gets 410."""
+        def run() -> None:
+            self._history.clear()
+            self._oldest_rv = self._rv
+        self._call(run)
+
+    def drop_watches(self, *, partial: bool = True) -> int:
+        """Cut every open watch now (after half an event, if ``partial``); events not yet
+        written are never sent on them. Returns how many were cut."""
+        def run() -> int:
+            cut = 0
+            for watcher in list(self._watchers):
+                watcher.dropped = True
+                while not watcher.queue.empty():
+                    watcher.queue.get_nowait()
+                watcher.queue.put_nowait(_DROP if partial else None)
+                cut += 1
+            return cut
+        return self._call(run)
+
+    def send_bookmarks(self) -> None:
+        """A BOOKMARK with the current resourceVersion on every watch that allows them."""
+        def run() -> None:
+            for watcher in self._watchers:
+                if watcher.bookmarks and not watcher.dropped:
+                    watcher.queue.put_nowait(_BOOKMARK)
+        self._call(run)
+
+    def fail_next(self, count: int, *, status: int = 500, match: str | Callable[[web.Request], bool] = "") -> None:
+        """Answer the next ``count`` requests matching ``match`` (a substring of the path and
+        query, or a predicate) with HTTP ``status``."""
+        if isinstance(match, str):
+            text = match
+            predicate: Callable[[web.Request], bool] = lambda r: text in str(r.rel_url)  # noqa: E731
+        else:
+            predicate = match
+        self._call(self._faults.append, _Fault(status, count, predicate))
+
+    def clear_faults(self) -> None:
+        self._call(self._faults.clear)
+
+    # ------------------------------------------------------------------ storage
+    def _bump(self) -> int:
+        self._rv += 1
+        return self._rv
+
+    def _record(self, etype: str, res: Resource, obj: Obj) -> None:
+        event = _Event(self._rv, etype, res, copy.deepcopy(obj))
+        if len(self._history) == self._history.maxlen:
+            self._oldest_rv = self._history[0].rv
+        self._history.append(event)
+        for watcher in self._watchers:
+            if not watcher.dropped and watcher.wants(event):
+                watcher.queue.put_nowait(event)
+
+    def _create(self, res: Resource, obj: Obj, namespace: str | None = None) -> Obj:
+        meta = obj.setdefault("metadata", {})
+        if res.namespaced:
+            meta["namespace"] = namespace or meta.get("namespace") or "default"
+        else:
+            meta.pop("namespace", None)
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
+        if not meta.get("name"):
+            raise _HTTPError(422, "Invalid", "metadata.name: Required value")
+        store = self._objects[(res.group, res.plural)]
+        key = (meta.get("namespace", ""), meta["name"])
+        if key in store:
+            raise _HTTPError(409, "AlreadyExists", f'{res.plural} "{meta["name"]}" already exists')
+        obj.setdefault("apiVersion", res.api_version(res.versions[0]))
+        obj["kind"] = res.kind
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        meta["generation"] = 1
+        meta["resourceVersion"] = str(self._bump())
+        store[key] = obj
+        self._record("ADDED", res, obj)
+        return copy.deepcopy(obj)
+
+    def _update(self, res: Resource, obj: Obj) -> Obj:
+        meta = obj.setdefault("metadata", {})
+        store = self._objects[(res.group, res.plural)]
+        key = (meta.get("namespace", "") if res.namespaced else "", meta.get("name", ""))
+        old = store.get(key)
+        if old is None:
+            raise _HTTPError(404, "NotFound", f'{res.plural} "{key[1]}" not found')
+        sent_rv = meta.get("resourceVersion")
+        if sent_rv and sent_rv != old["metadata"]["resourceVersion"]:
+            raise _HTTPError(409, "Conflict", "the object has been modified; please apply your changes "
+                                              "to the latest version and try again")
+        for immutable in ("uid", "creationTimestamp", "generation"):
+            meta[immutable] = old["metadata"][immutable]
+        if obj.get("spec") != old.get("spec"):
+            meta["generation"] = old["metadata"]["generation"] + 1
+        obj["kind"] = res.kind
+        obj.setdefault("apiVersion", old.get("apiVersion"))
+        meta["resourceVersion"] = str(self._bump())
+        store[key] = obj
+        self._record("MODIFIED", res, obj)
+        return copy.deepcopy(obj)
+
+    def _delete(self, res: Resource, namespace: str, name: str) -> Obj | None:
+        store = self._objects[(res.group, res.plural)]
+        obj = store.pop((namespace if res.namespaced else "", name), None)
+        if obj is None:
+            return None
+        obj["metadata"]["resourceVersion"] = str(self._bump())
+        self._record("DELETED", res, obj)
+        return copy.deepcopy(obj)
+
+    # ------------------------------------------------------------------ HTTP
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Callable) -> web.StreamResponse:
+        self.requests.append((request.method, request.path, dict(request.query)))
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        for fault in self._faults:
+            if fault.remaining > 0 and fault.match(request):
+                fault.remaining -= 1
+                return _status(fault.status, "InternalError" if fault.status >= 500 else "Injected",
+                               f"injected fault {fault.status}")
+        try:
+            return await handler(request)
+        except _HTTPError as exc:
+            return _status(exc.code, exc.reason, exc.message)
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        parts = [p for p in request.path.split("/") if p]
+        if parts == ["api"]:
+            return _json({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []})
+        if parts == ["apis"]:
+            return _json(self._group_list())
+        if parts[:1] == ["api"] and len(parts) >= 2:
+            group, version, rest = "", parts[1], parts[2:]
+        elif parts[:1] == ["apis"] and len(parts) >= 3:
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            raise _HTTPError(404, "NotFound", "the server could not find the requested resource")
+        if not rest:
+            return self._resource_list(group, version)
+        namespace: str | None = None
+        if len(rest) >= 3 and rest[0] == "namespaces":
+            namespace, rest = rest[1], rest[2:]
+        if len(rest) > 2:
+            raise _HTTPError(404, "NotFound", "subresources are not served")
+        res = self._find(group, version, rest[0])
+        if namespace is not None and not res.namespaced:
+            raise _HTTPError(404, "NotFound", "the server could not find the requested resource")
+        name = rest[1] if len(rest) == 2 else None
+        return await self._serve(request, res, version, namespace, name)
+
+    def _find(self, group: str, version: str, plural: str) -> Resource:
+        for res in self.resources.values():
+            if res.group == group and res.plural == plural and version in res.versions and res.installed:
+                return res
+        raise _HTTPError(404, "NotFound", "the server could not find the requested resource")
+
+    def _group_list(self) -> Obj:
+        groups: dict[str, list[str]] = {}
+        for res in self.resources.values():
+            if res.group and res.installed:
+                versions = groups.setdefault(res.group, [])
+                versions.extend(v for v in res.versions if v not in versions)
+        return {
+            "kind": "APIGroupList",
+            "apiVersion": "v1",
+            "groups": [
+                {
+                    "name": g,
+                    "versions": [{"groupVersion": f"{g}/{v}", "version": v} for v in vs],
+                    "preferredVersion": {"groupVersion": f"{g}/{vs[0]}", "version": vs[0]},
+                }
+                for g, vs in sorted(groups.items())
+            ],
+        }
+
+    def _resource_list(self, group: str, version: str) -> web.Response:
+        served = [r for r in self.resources.values()
+                  if r.group == group and version in r.versions and r.installed]
+        if not served:
+            raise _HTTPError(404, "NotFound", "the server could not find the requested resource")
+        verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
+        return _json({
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": f"{group}/{version}" if group else version,
+            "resources": [
+                {"name": r.plural, "singularName": r.kind.lower(), "namespaced": r.namespaced,
+                 "kind": r.kind, "verbs": verbs}
+                for r in served
+            ],
+        })
+
+    async def _serve(
+        self, request: web.Request, res: Resource, version: str, namespace: str | None, name: str | None
+    ) -> web.StreamResponse:
+        method = request.method
+        if name is None and method == "GET":
+            if request.query.get("watch") in ("true", "1"):
+                return await self._watch(request, res, version, namespace)
+            return self._list(request, res, version, namespace)
+        if name is None and method == "POST":
+            obj = await request.json()
+            return _json(self._render(self._create(res, obj, namespace), res, version), status=201)
+        if name is None:
+            raise _HTTPError(405, "MethodNotAllowed", f"{method} on a collection")
+        key_ns = namespace or ""
+        current = self._objects[(res.group, res.plural)].get((key_ns, name))
+        if method == "GET":
+            if current is None:
+                raise _HTTPError(404, "NotFound", f'{res.plural} "{name}" not found')
+            return _json(self._render(current, res, version))
+        if method == "DELETE":
+            deleted = self._delete(res, key_ns, name)
+            if deleted is None:
+                raise _HTTPError(404, "NotFound", f'{res.plural} "{name}" not found')
+            return _json(self._render(deleted, res, version))
+        if method == "PUT":
+            obj = await request.json()
+            obj.setdefault("metadata", {}).update(name=name)
+            if res.namespaced:
+                obj["metadata"]["namespace"] = key_ns
+            return _json(self._render(self._update(res, obj), res, version))
+        if method == "PATCH":
+            return await self._patch(request, res, version, key_ns, name, current)
+        raise _HTTPError(405, "MethodNotAllowed", method)
+
+    async def _patch(
+        self, request: web.Request, res: Resource, version: str, namespace: str, name: str, current: Obj | None
+    ) -> web.Response:
+        ctype = request.content_type
+        body = await request.read()
+        if ctype == "application/apply-patch+yaml":
+            import yaml  # apply bodies are YAML (JSON is YAML too)
+
+            patch = yaml.safe_load(body)
+            if current is None:
+                patch.setdefault("metadata", {})["name"] = name
+                return _json(self._render(self._create(res, patch, namespace), res, version), status=201)
+            return _json(self._render(self._update(res, _merge(current, patch)), res, version))
+        if current is None:
+            raise _HTTPError(404, "NotFound", f'{res.plural} "{name}" not found')
+        patch = json.loads(body)
+        if ctype == "application/json-patch+json":
+            try:
+                patched = jsonpatch.apply_patch(current, patch)
+            except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+                raise _HTTPError(422, "Invalid", str(exc)) from exc
+        elif ctype in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
+            patched = _merge(current, patch)
+        else:
+            raise _HTTPError(415, "UnsupportedMediaType", f"unsupported patch type {ctype}")
+        patched.setdefault("metadata", {}).pop("resourceVersion", None)
+        return _json(self._render(self._update(res, patched), res, version))
+
+    def _render(self, obj: Obj, res: Resource, version: str, *, typed: bool = True) -> Obj:
+        out = copy.deepcopy(obj)
+        if typed:
+            out["apiVersion"] = res.api_version(version)
+            out["kind"] = res.kind
+        else:  # items of core lists carry no apiVersion/kind on the wire
+            out.pop("apiVersion", None)
+            out.pop("kind", None)
+        return out
+
+    def _selected(self, request: web.Request, res: Resource, namespace: str | None) -> list[Obj]:
+        selector = _parse_selector(request.query.get("labelSelector", ""))
+        return [
+            o for (ns, _), o in sorted(self._objects[(res.group, res.plural)].items())
+            if (namespace is None or ns == namespace)
+            and _selects(selector, o["metadata"].get("labels") or {})
+        ]
+
+    def _list(self, request: web.Request, res: Resource, version: str, namespace: str | None) -> web.Response:
+        query = request.query
+        token = query.get("continue", "")
+        if token:
+            snapshot = self._snapshots.get(token)
+            if snapshot is None or snapshot[0] < self._oldest_rv:
+                raise _HTTPError(410, "Expired", "The provided continue parameter is too old to display a "
+                                                 "consistent list result. You can start a new list without "
+                                                 "the continue parameter.")
+            rv, items = snapshot
+        else:
+            asked = query.get("resourceVersion", "")
+            if asked not in ("", "0") and self.list_gone_on_stale and int(asked) < self._oldest_rv:
+                raise _HTTPError(410, "Expired", f"too old resource version: {asked} ({self._oldest_rv})")
+            rv, items = self._rv, self._selected(request, res, namespace)
+        limit = int(query.get("limit", "0") or 0)
+        page, rest = (items[:limit], items[limit:]) if limit > 0 else (items, [])
+        meta: Obj = {"resourceVersion": str(rv)}
+        if rest:
+            next_token = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            self._snapshots[next_token] = (rv, rest)
+            meta["continue"] = next_token
+            meta["remainingItemCount"] = len(rest)
+        return _json({
+            "kind": f"{res.kind}List",
+            "apiVersion": res.api_version(version),
+            "metadata": meta,
+            "items": [self._render(o, res, version, typed=bool(res.group)) for o in page],
+        })
+
+    async def _watch(
+        self, request: web.Request, res: Resource, version: str, namespace: str | None
+    ) -> web.StreamResponse:
+        query = request.query
+        asked = query.get("resourceVersion", "")
+        timeout = float(query.get("timeoutSeconds", "0") or 0) or None
+        too_old = asked not in ("", "0") and int(asked) < self._oldest_rv
+        if too_old and self.watch_gone_as_http:
+            raise _HTTPError(410, "Expired", f"too old resource version: {asked} ({self._oldest_rv})")
+        watcher = _Watcher(res, version, namespace, _parse_selector(query.get("labelSelector", "")),
+                           query.get("allowWatchBookmarks") in ("true", "1"))
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        if too_old:
+            await self._send(resp, {"type": "ERROR", "object": _status_body(
+                410, "Expired", f"too old resource version: {asked} ({self._oldest_rv})")})
+            return resp
+        # Register and take the backlog in one step (no await between): no gap, no duplicate.
+        self._watchers.add(watcher)
+        if asked in ("", "0"):
+            backlog = [_Event(self._rv, "ADDED", res, o) for o in self._selected(request, res, namespace)]
+        else:
+            backlog = [e for e in self._history if e.rv > int(asked) and watcher.wants(e)]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout if timeout else None
+        try:
+            for event in backlog:
+                await self._send(resp, self._event_json(event, version))
+            while True:
+                remaining = None if deadline is None else deadline - loop.time()
+                if remaining is not None and remaining <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(watcher.queue.get(), remaining)
+                except asyncio.TimeoutError:
+                    break
+                if item is None:
+                    break
+                if item is _DROP:
+                    await resp.write(b'{"type":"MODIFIED","object":{"kind":')
+                    if request.transport is not None:
+                        request.transport.abort()
+                    return resp
+                if item is _BOOKMARK:
+                    await self._send(resp, {"type": "BOOKMARK", "object": {
+                        "kind": res.kind, "apiVersion": res.api_version(version),
+                        "metadata": {"resourceVersion": str(self._rv)}}})
+                    continue
+                await self._send(resp, self._event_json(item, version))
+        except ConnectionResetError:  # the client went away: nothing left to do
+            return resp
+        finally:
+            self._watchers.discard(watcher)
+        with contextlib.suppress(ConnectionResetError):
+            await resp.write_eof()
+        return resp
+
+    def _event_json(self, event: _Event, version: str) -> Obj:
+        return {"type": event.type, "object": self._render(event.obj, event.resource, version)}
+
+    @staticmethod
+    async def _send(resp: web.StreamResponse, event: Obj) -> None:
+        await resp.write(json.dumps(event, separators=(",", ":")).encode() + b"\n")
+
+
+# ---------------------------------------------------------------------------- helpers
+class _HTTPError(Exception):
+    def __init__(self, code: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.reason, self.message = code, reason, message
+
+
+def _status_body(code: int, reason: str, message: str) -> Obj:
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": message, "reason": reason, "code": code}
+
+
+def _status(code: int, reason: str, message: str) -> web.Response:
+    return _json(_status_body(code, reason, message), status=code)
+
+
+def _json(body: Obj, *, status: int = 200) -> web.Response:
+    return web.Response(body=json.dumps(body).encode(), status=status, content_type="application/json")
+
+
+def _merge(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = _merge(out.get(key), value)
+    return out
+
+
+def _parse_selector(text: str) -> list[tuple[str, str, str]]:
+    """Equality and existence terms: ``a=b``, ``a==b``, ``a!=b``, ``a``, ``!a``."""
+    terms = []
+    for term in filter(None, (t.strip() for t in text.split(","))):
+        if "!=" in term:
+            key, value = term.split("!=", 1)
+            terms.append((key.strip(), "!=", value.strip()))
+        elif "=" in term:
+            key, value = term.replace("==", "=").split("=", 1)
+            terms.append((key.strip(), "=", value.strip()))
+        elif term.startswith("!"):
+            terms.append((term[1:].strip(), "!", ""))
+        elif " " in term:
+            raise _HTTPError(400, "BadRequest", f"set-based selectors are not supported: {term}")
+        else:
+            terms.append((term, "exists", ""))
+    return terms
+
+
+def _selects(terms: list[tuple[str, str, str]], labels: dict[str, str]) -> bool:
+    for key, op, value in terms:
+        if op == "=" and labels.get(key) != value:
+            return False
+        if op == "!=" and labels.get(key) == value:
+            return False
+        if op == "exists" and key not in labels:
+            return False
+        if op == "!" and key in labels:
+            return False
+    return True
