@@ -29,9 +29,9 @@ from webhook.logs import JsonFormatter, configure_logging
 from webhook.state.store import ClusterState
 from webhook.telemetry import DURATION_BUCKETS, Telemetry, decision_label, traces_exporter_names
 
-REVIEWS = Path("/work/shared/admission-reviews")
-INDEX = json.loads((REVIEWS / "index.json").read_text())
 REPO = Path(__file__).resolve().parents[1]
+REVIEWS = REPO.parent / "shared" / "admission-reviews"  # shared/ sits beside the clone, in CI too
+INDEX = json.loads((REVIEWS / "index.json").read_text())
 OBSERVABILITY = REPO / "deploy" / "observability"
 SECRET = "c3VwZXItc2VjcmV0LXRva2Vu-DO-NOT-LEAK"
 
