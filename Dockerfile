@@ -40,4 +40,4 @@ EXPOSE 8443
 # (see deploy/base/deployment.yaml), and the image has no HTTP client to run one.
 # checkov:skip=CKV_DOCKER_2:Kubernetes probes /healthz and /readyz; a Docker HEALTHCHECK is ignored there
 ENTRYPOINT ["routewarden"]
-CMD ["serve", "--policies", "/etc/routewarden/policies", "--cert-dir", "/etc/routewarden/certs", "--address", "0.0.0.0", "--port", "8443"]
+CMD ["serve", "--policies", "/etc/routewarden/policies", "--cert-dir", "/etc/routewarden/tls", "--address", "0.0.0.0", "--port", "8443"]
