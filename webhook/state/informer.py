@@ -33,6 +33,7 @@ Errors, from the reflector's point of view::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import random
@@ -46,6 +47,7 @@ import kubernetes.client
 import orjson
 import urllib3
 
+from ..logs import fields
 from .kinds import WATCHED_KINDS, WatchedKind
 from .store import ClusterState
 
@@ -295,8 +297,9 @@ class Reflector:
     def _error(self, exc: BaseException, *, relist: bool) -> None:
         self.stats.errors += 1
         self.stats.last_error = f"{type(exc).__name__}: {exc}"
-        if relist:
+        if relist and self.resource_version is not None:
             self.resource_version = None
+            self.stats.relists += 1
         delay = self._backoff()
         self._log(
             "warning",
@@ -304,6 +307,7 @@ class Reflector:
             error=self.stats.last_error,
             backoff=round(delay, 3),
             relist=relist,
+            exc_info=relist,  # an unexpected error: keep the traceback
         )
         self._sleep(delay)
 
@@ -377,12 +381,14 @@ class Reflector:
         self._log("info", "listed" if first else "relisted", objects=len(items), resource_version=rv)
 
     def _replace_unsynced(self, items: list[dict[str, Any]]) -> None:
-        self.state.replace(self.kind.kind, items)
+        with self._guard("replace"):
+            self.state.replace(self.kind.kind, items)
         self._notify("SYNCED", None)
 
     def _replace(self, items: list[dict[str, Any]], rv: str) -> None:
-        self.state.replace(self.kind.kind, items, rv)
-        self.state.mark_synced(self.kind.kind)
+        with self._guard("replace"):
+            self.state.replace(self.kind.kind, items, rv)
+            self.state.mark_synced(self.kind.kind)
         self._notify("SYNCED", None)
 
     # ------------------------------------------------------------------ watch
@@ -405,6 +411,7 @@ class Reflector:
                 if resp.status == 404:
                     raise _NotFound(f"watch {self._collection()}")
                 _raise_for_status(resp.status, body, what=f"watch {self._collection()}")
+            self._post(self.state.mark_alive, self.kind.kind)  # resumed from our RV: still current
             seen = 0
             for line in _lines(resp):
                 self._handle(orjson.loads(line))
@@ -445,15 +452,32 @@ class Reflector:
             self.resource_version = rv
             self.stats.resource_version = rv
             self._post(self.state.set_resource_version, kind, rv)
+        if etype == "BOOKMARK":  # the server vouches the view is current up to rv
+            self._post(self.state.mark_alive, kind)
 
     def _apply(self, etype: str, obj: dict[str, Any]) -> None:
-        self.state.apply(self.kind.kind, obj)
+        with self._guard("apply", obj):
+            self.state.apply(self.kind.kind, obj)
         self._notify(etype, obj)
 
     def _remove(self, obj: dict[str, Any]) -> None:
         meta = obj.get("metadata") or {}
-        self.state.remove(self.kind.kind, meta.get("namespace") or "", meta.get("name") or "")
+        with self._guard("remove", obj):
+            self.state.remove(self.kind.kind, meta.get("namespace") or "", meta.get("name") or "")
         self._notify("DELETED", obj)
+
+    @contextlib.contextmanager
+    def _guard(self, action: str, obj: dict[str, Any] | None = None) -> Iterator[None]:
+        """Log, rather than lose in the loop's exception handler, a write the view refused."""
+        try:
+            yield
+        except Exception:  # noqa: BLE001 - one bad object must not stop the loop's callbacks
+            meta = (obj or {}).get("metadata") or {}
+            log.exception(
+                "cluster view refused a write",
+                extra=fields(kind=self.kind.kind, action=action,
+                             namespace=meta.get("namespace", ""), name=meta.get("name", "")),
+            )
 
     def _notify(self, etype: str, obj: dict[str, Any] | None) -> None:
         if self.on_event is None:
@@ -461,7 +485,7 @@ class Reflector:
         try:
             self.on_event(self.kind.kind, etype, obj)
         except Exception:  # noqa: BLE001 - a listener's bug must not break the view
-            log.exception("on_event hook failed", extra={"kind": self.kind.kind})
+            log.exception("on_event hook failed", extra=fields(kind=self.kind.kind))
 
     # ------------------------------------------------------------------ plumbing
     def _post(self, fn: Callable[..., Any], *args: Any) -> None:
@@ -516,10 +540,11 @@ class Reflector:
         else:
             resp.close()
 
-    def _log(self, level: str, message: str, **fields: Any) -> None:
+    def _log(self, level: str, message: str, *, exc_info: bool = False, **values: Any) -> None:
         getattr(log, level)(
             message,
-            extra={"kind": self.kind.kind, "version": self.version or "", **fields},
+            exc_info=exc_info,
+            extra=fields(kind=self.kind.kind, version=self.version or "", **values),
         )
 
 
@@ -569,7 +594,7 @@ async def run_informers(
         Reflector(k, state=state, api_client=client, loop=loop, stats=stats, config=config, on_event=on_event)
         for k in kinds
     ]
-    log.info("starting informers", extra={"kinds": [k.kind for k in kinds]})
+    log.info("starting informers", extra=fields(kinds=[k.kind for k in kinds]))
     try:
         for reflector in reflectors:
             reflector.start()
@@ -586,6 +611,6 @@ async def run_informers(
 
         stuck = await asyncio.shield(asyncio.to_thread(join_all))
         if stuck:
-            log.warning("reflector threads still running after stop", extra={"kinds": stuck})
+            log.warning("reflector threads still running after stop", extra=fields(kinds=stuck))
         client.close()
         log.info("informers stopped")
