@@ -130,15 +130,15 @@ def state_from_manifests(manifests: Iterable[Manifest]) -> ClusterState:
 
 # ---------------------------------------------------------------------------- helpers
 def _files(path: Path) -> Iterator[Path]:
-    """A file as given, or a directory's manifest files (sorted, hidden entries skipped)."""
+    """A file as given, or a directory's manifest files in path order, hidden entries skipped."""
     if not path.is_dir():
         yield path
         return
+    found = []
     for root, dirs, files in os.walk(path):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if not name.startswith(".") and name.endswith(SUFFIXES):
-                yield Path(root, name)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found.extend(Path(root, f) for f in files if not f.startswith(".") and f.endswith(SUFFIXES))
+    yield from sorted(found, key=lambda p: p.relative_to(path).parts)
 
 
 def _objects(doc: Any, *, node: yaml.Node, path: str, doc_index: int) -> Iterator[Manifest]:
