@@ -116,6 +116,7 @@ class FakeKubeAPI:
         self.watch_gone_as_http = False  # answer a too-old watch with HTTP 410, as old servers did
         self.list_gone_on_stale = True  # a list with an explicit, compacted resourceVersion gets 410
         self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.authorizations: list[str] = []  # the Authorization header of each request ("" if none)
         self._ssl = ssl_context
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -340,11 +341,11 @@ class FakeKubeAPI:
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
         if not meta.get("name"):
-            raise _HTTPError(422, "Invalid", "metadata.name: Required value")
+            raise APIError(422, "Invalid", "metadata.name: Required value")
         store = self._objects[(res.group, res.plural)]
         key = (meta.get("namespace", ""), meta["name"])
         if key in store:
-            raise _HTTPError(409, "AlreadyExists", f'{res.plural} "{meta["name"]}" already exists')
+            raise APIError(409, "AlreadyExists", f'{res.plural} "{meta["name"]}" already exists')
         obj.setdefault("apiVersion", res.api_version(res.versions[0]))
         obj["kind"] = res.kind
         meta["uid"] = str(uuid.uuid4())
@@ -361,10 +362,10 @@ class FakeKubeAPI:
         key = (meta.get("namespace", "") if res.namespaced else "", meta.get("name", ""))
         old = store.get(key)
         if old is None:
-            raise _HTTPError(404, "NotFound", f'{res.plural} "{key[1]}" not found')
+            raise APIError(404, "NotFound", f'{res.plural} "{key[1]}" not found')
         sent_rv = meta.get("resourceVersion")
         if sent_rv and sent_rv != old["metadata"]["resourceVersion"]:
-            raise _HTTPError(409, "Conflict", "the object has been modified; please apply your changes "
+            raise APIError(409, "Conflict", "the object has been modified; please apply your changes "
                                               "to the latest version and try again")
         for immutable in ("uid", "creationTimestamp", "generation"):
             meta[immutable] = old["metadata"][immutable]
@@ -390,6 +391,7 @@ class FakeKubeAPI:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Callable) -> web.StreamResponse:
         self.requests.append((request.method, request.path, dict(request.query)))
+        self.authorizations.append(request.headers.get("Authorization", ""))
         if self.delay:
             await asyncio.sleep(self.delay)
         for fault in self._faults:
@@ -399,11 +401,15 @@ class FakeKubeAPI:
                                f"injected fault {fault.status}")
         try:
             return await handler(request)
-        except _HTTPError as exc:
+        except APIError as exc:
             return _status(exc.code, exc.reason, exc.message)
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p]
+        if parts == ["version"]:
+            return _json({"major": "1", "minor": "36", "gitVersion": "v1.36.2-fake", "gitCommit": "0" * 40,
+                          "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.25",
+                          "compiler": "gc", "platform": "linux/amd64"})
         if parts == ["api"]:
             return _json({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []})
         if parts == ["apis"]:
@@ -413,17 +419,17 @@ class FakeKubeAPI:
         elif parts[:1] == ["apis"] and len(parts) >= 3:
             group, version, rest = parts[1], parts[2], parts[3:]
         else:
-            raise _HTTPError(404, "NotFound", "the server could not find the requested resource")
+            raise APIError(404, "NotFound", "the server could not find the requested resource")
         if not rest:
             return self._resource_list(group, version)
         namespace: str | None = None
         if len(rest) >= 3 and rest[0] == "namespaces":
             namespace, rest = rest[1], rest[2:]
         if len(rest) > 2:
-            raise _HTTPError(404, "NotFound", "subresources are not served")
+            raise APIError(404, "NotFound", "subresources are not served")
         res = self._find(group, version, rest[0])
         if namespace is not None and not res.namespaced:
-            raise _HTTPError(404, "NotFound", "the server could not find the requested resource")
+            raise APIError(404, "NotFound", "the server could not find the requested resource")
         name = rest[1] if len(rest) == 2 else None
         return await self._serve(request, res, version, namespace, name)
 
@@ -431,7 +437,7 @@ class FakeKubeAPI:
         for res in self.resources.values():
             if res.group == group and res.plural == plural and version in res.versions and res.installed:
                 return res
-        raise _HTTPError(404, "NotFound", "the server could not find the requested resource")
+        raise APIError(404, "NotFound", "the server could not find the requested resource")
 
     def _group_list(self) -> Obj:
         groups: dict[str, list[str]] = {}
@@ -456,7 +462,7 @@ class FakeKubeAPI:
         served = [r for r in self.resources.values()
                   if r.group == group and version in r.versions and r.installed]
         if not served:
-            raise _HTTPError(404, "NotFound", "the server could not find the requested resource")
+            raise APIError(404, "NotFound", "the server could not find the requested resource")
         verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
         return _json({
             "kind": "APIResourceList",
@@ -481,17 +487,17 @@ class FakeKubeAPI:
             obj = await request.json()
             return _json(self._render(self._create(res, obj, namespace), res, version), status=201)
         if name is None:
-            raise _HTTPError(405, "MethodNotAllowed", f"{method} on a collection")
+            raise APIError(405, "MethodNotAllowed", f"{method} on a collection")
         key_ns = namespace or ""
         current = self._objects[(res.group, res.plural)].get((key_ns, name))
         if method == "GET":
             if current is None:
-                raise _HTTPError(404, "NotFound", f'{res.plural} "{name}" not found')
+                raise APIError(404, "NotFound", f'{res.plural} "{name}" not found')
             return _json(self._render(current, res, version))
         if method == "DELETE":
             deleted = self._delete(res, key_ns, name)
             if deleted is None:
-                raise _HTTPError(404, "NotFound", f'{res.plural} "{name}" not found')
+                raise APIError(404, "NotFound", f'{res.plural} "{name}" not found')
             return _json(self._render(deleted, res, version))
         if method == "PUT":
             obj = await request.json()
@@ -501,7 +507,7 @@ class FakeKubeAPI:
             return _json(self._render(self._update(res, obj), res, version))
         if method == "PATCH":
             return await self._patch(request, res, version, key_ns, name, current)
-        raise _HTTPError(405, "MethodNotAllowed", method)
+        raise APIError(405, "MethodNotAllowed", method)
 
     async def _patch(
         self, request: web.Request, res: Resource, version: str, namespace: str, name: str, current: Obj | None
@@ -517,17 +523,17 @@ class FakeKubeAPI:
                 return _json(self._render(self._create(res, patch, namespace), res, version), status=201)
             return _json(self._render(self._update(res, _merge(current, patch)), res, version))
         if current is None:
-            raise _HTTPError(404, "NotFound", f'{res.plural} "{name}" not found')
+            raise APIError(404, "NotFound", f'{res.plural} "{name}" not found')
         patch = json.loads(body)
         if ctype == "application/json-patch+json":
             try:
                 patched = jsonpatch.apply_patch(current, patch)
             except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
-                raise _HTTPError(422, "Invalid", str(exc)) from exc
+                raise APIError(422, "Invalid", str(exc)) from exc
         elif ctype in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
             patched = _merge(current, patch)
         else:
-            raise _HTTPError(415, "UnsupportedMediaType", f"unsupported patch type {ctype}")
+            raise APIError(415, "UnsupportedMediaType", f"unsupported patch type {ctype}")
         patched.setdefault("metadata", {}).pop("resourceVersion", None)
         return _json(self._render(self._update(res, patched), res, version))
 
@@ -555,14 +561,14 @@ class FakeKubeAPI:
         if token:
             snapshot = self._snapshots.get(token)
             if snapshot is None or snapshot[0] < self._oldest_rv:
-                raise _HTTPError(410, "Expired", "The provided continue parameter is too old to display a "
+                raise APIError(410, "Expired", "The provided continue parameter is too old to display a "
                                                  "consistent list result. You can start a new list without "
                                                  "the continue parameter.")
             rv, items = snapshot
         else:
             asked = query.get("resourceVersion", "")
             if asked not in ("", "0") and self.list_gone_on_stale and int(asked) < self._oldest_rv:
-                raise _HTTPError(410, "Expired", f"too old resource version: {asked} ({self._oldest_rv})")
+                raise APIError(410, "Expired", f"too old resource version: {asked} ({self._oldest_rv})")
             rv, items = self._rv, self._selected(request, res, namespace)
         limit = int(query.get("limit", "0") or 0)
         page, rest = (items[:limit], items[limit:]) if limit > 0 else (items, [])
@@ -587,7 +593,7 @@ class FakeKubeAPI:
         timeout = float(query.get("timeoutSeconds", "0") or 0) or None
         too_old = asked not in ("", "0") and int(asked) < self._oldest_rv
         if too_old and self.watch_gone_as_http:
-            raise _HTTPError(410, "Expired", f"too old resource version: {asked} ({self._oldest_rv})")
+            raise APIError(410, "Expired", f"too old resource version: {asked} ({self._oldest_rv})")
         watcher = _Watcher(res, version, namespace, _parse_selector(query.get("labelSelector", "")),
                            query.get("allowWatchBookmarks") in ("true", "1"))
         resp = web.StreamResponse(headers={"Content-Type": "application/json"})
@@ -646,7 +652,9 @@ class FakeKubeAPI:
 
 
 # ---------------------------------------------------------------------------- helpers
-class _HTTPError(Exception):
+class APIError(Exception):
+    """An answer other than success: raised by the mutators, served as a ``Status``."""
+
     def __init__(self, code: int, reason: str, message: str) -> None:
         super().__init__(message)
         self.code, self.reason, self.message = code, reason, message
@@ -691,7 +699,7 @@ def _parse_selector(text: str) -> list[tuple[str, str, str]]:
         elif term.startswith("!"):
             terms.append((term[1:].strip(), "!", ""))
         elif " " in term:
-            raise _HTTPError(400, "BadRequest", f"set-based selectors are not supported: {term}")
+            raise APIError(400, "BadRequest", f"set-based selectors are not supported: {term}")
         else:
             terms.append((term, "exists", ""))
     return terms

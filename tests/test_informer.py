@@ -86,11 +86,21 @@ async def api() -> AsyncIterator[FakeKubeAPI]:
 
 @contextlib.asynccontextmanager
 async def informing(
-    api: FakeKubeAPI, state: ClusterState, *, kinds=KINDS, on_event=None, config: InformerConfig = FAST
+    api: FakeKubeAPI,
+    state: ClusterState,
+    *,
+    kinds=KINDS,
+    on_event=None,
+    config: InformerConfig = FAST,
+    token: str = "",
 ) -> AsyncIterator[InformerStats]:
     """run_informers as the server runs it: a task, cancelled at the end."""
     stats = InformerStats()
-    client = kubernetes.client.ApiClient(kubernetes.client.Configuration(host=api.url))
+    configuration = kubernetes.client.Configuration(host=api.url)
+    if token:
+        configuration.api_key = {"authorization": token}
+        configuration.api_key_prefix = {"authorization": "Bearer"}
+    client = kubernetes.client.ApiClient(configuration)
     task = asyncio.create_task(
         run_informers(state, api_client=client, kinds=kinds, stats=stats, config=config, on_event=on_event)
     )
@@ -293,3 +303,12 @@ async def test_cancelling_the_informers_ends_every_reflector_thread(api: FakeKub
     await eventually(lambda: not [t for t in threading.enumerate() if t.name.startswith("reflector-")],
                      "reflector threads gone", timeout=2)
     assert time.monotonic() - started < 2
+
+
+async def test_every_request_carries_the_clients_bearer_token(api: FakeKubeAPI) -> None:
+    """Discovery, lists and watches authenticate with the token of the given client."""
+    state = ClusterState()
+    async with informing(api, state, token="s3cr3t"):
+        await eventually(lambda: state.synced, "state.synced")
+    assert len(api.authorizations) >= 3 * len(KINDS)
+    assert set(api.authorizations) == {"Bearer s3cr3t"}
