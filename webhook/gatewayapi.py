@@ -24,6 +24,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 GROUP = "gateway.networking.k8s.io"
 CORE_GROUP = ""
+NAME_LABEL = "kubernetes.io/metadata.name"
 
 ROUTE_KINDS = frozenset({"HTTPRoute", "GRPCRoute", "TLSRoute", "TCPRoute", "UDPRoute"})
 # Route kinds whose hostnames take part in listener matching.
@@ -157,6 +158,10 @@ class LabelSelector:
             if op == "DoesNotExist" and present:
                 return False
         return True
+
+    @property
+    def keys(self) -> frozenset[str]:
+        return frozenset(k for k, _ in self.match_labels) | frozenset(k for k, _, _ in self.match_expressions)
 
     def describe(self) -> str:
         parts = [f"{k}={v}" for k, v in self.match_labels]
@@ -629,6 +634,10 @@ def listener_admits_namespace(
         if listener.allowed_selector is None:
             return False
         if namespace_labels is None:
+            # kube-apiserver labels every namespace with its name, so a selector on that
+            # label alone is decided even for a namespace the view does not hold.
+            if listener.allowed_selector.keys <= {NAME_LABEL}:
+                return listener.allowed_selector.matches({NAME_LABEL: route_namespace})
             return None
         return listener.allowed_selector.matches(namespace_labels)
     return False  # "None" or an unknown value admits nothing

@@ -22,6 +22,27 @@ from .state.store import ClusterState
 OFFLINE_USER = UserInfo(username="routewarden:offline-check", groups=("system:authenticated",))
 
 
+# Kinds without a namespace; every other kind in a manifest without metadata.namespace
+# lands in the namespace kubectl, Flux or Argo CD would put it in (``default`` unless set).
+CLUSTER_SCOPED_KINDS = frozenset(
+    {
+        "Namespace", "GatewayClass", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
+        "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding", "MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding",
+        "PersistentVolume", "StorageClass", "PriorityClass", "Node", "APIService", "IngressClass",
+        "RuntimeClass", "ClusterPolicyReport", "ClusterIssuer", "CSIDriver", "VolumeSnapshotClass",
+    }
+)
+
+
+def with_namespace(obj: Mapping[str, Any], namespace: str = "default") -> dict[str, Any]:
+    """``obj`` with ``metadata.namespace`` set when its kind is namespaced and it has none."""
+    meta = obj.get("metadata")
+    if obj.get("kind") in CLUSTER_SCOPED_KINDS or not isinstance(meta, dict) or meta.get("namespace"):
+        return dict(obj)
+    return {**obj, "metadata": {**meta, "namespace": namespace}}
+
+
 def gvk_of(obj: Mapping[str, Any]) -> GroupVersionKind:
     api_version = str(obj.get("apiVersion") or "")
     group, _, version = api_version.rpartition("/")

@@ -35,7 +35,7 @@ import jsonpatch
 import yaml
 
 from .admission import UserInfo
-from .offline import OFFLINE_USER, ObjectResult, evaluate
+from .offline import OFFLINE_USER, ObjectResult, evaluate, with_namespace
 from .policy.loader import load_paths
 from .state.store import ClusterState
 
@@ -84,9 +84,9 @@ def _documents(paths: list[Path]) -> list[dict[str, Any]]:
                 if not isinstance(doc, dict):
                     continue
                 if str(doc.get("kind", "")).endswith("List") and isinstance(doc.get("items"), list):
-                    out.extend(d for d in doc["items"] if isinstance(d, dict))
+                    out.extend(with_namespace(d) for d in doc["items"] if isinstance(d, dict))
                 else:
-                    out.append(doc)
+                    out.append(with_namespace(doc))
     return out
 
 
