@@ -277,9 +277,11 @@ class FakeKubeAPI:
         return self._call(self._delete, self.resources[kind], namespace or "", name)
 
     def compact(self) -> None:
-        """Forget the event history: a watch from any older resourceVersion now gets 410."""
+        """Forget the event history and list snapshots: a watch from any older
+        resourceVersion, and every outstanding continue token, now get 410."""
         def run() -> None:
             self._history.clear()
+            self._snapshots.clear()
             self._oldest_rv = self._rv
         self._call(run)
 

@@ -312,3 +312,14 @@ async def test_every_request_carries_the_clients_bearer_token(api: FakeKubeAPI) 
         await eventually(lambda: state.synced, "state.synced")
     assert len(api.authorizations) >= 3 * len(KINDS)
     assert set(api.authorizations) == {"Bearer s3cr3t"}
+
+
+async def test_an_expired_continue_token_restarts_the_list(api: FakeKubeAPI) -> None:
+    """A 410 in the middle of a paginated list starts a fresh list, which then completes."""
+    api.fail_next(1, status=410, match="continue=")
+    state = ClusterState()
+    async with informing(api, state, kinds=(KINDS_BY_NAME["Namespace"],)) as stats:
+        await eventually(lambda: state.synced, "state.synced")
+        await converged(api, state, "Namespace")
+        assert stats.kinds["Namespace"].relists == 1
+        assert stats.kinds["Namespace"].lists == 1
