@@ -35,9 +35,10 @@ import ssl
 import threading
 import uuid
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any, Self
 
 import jsonpatch
 from aiohttp import web
@@ -142,7 +143,7 @@ class FakeKubeAPI:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> "FakeKubeAPI":
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -150,7 +151,7 @@ class FakeKubeAPI:
         await self.close()
 
     @contextlib.contextmanager
-    def in_thread(self) -> Iterator["FakeKubeAPI"]:
+    def in_thread(self) -> Iterator[FakeKubeAPI]:
         """Serve from a loop of its own in a background thread (for synchronous tests)."""
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, name="fake-kube-api", daemon=True)
@@ -312,7 +313,7 @@ class FakeKubeAPI:
         query, or a predicate) with HTTP ``status``."""
         if isinstance(match, str):
             text = match
-            predicate: Callable[[web.Request], bool] = lambda r: text in str(r.rel_url)  # noqa: E731
+            predicate: Callable[[web.Request], bool] = lambda r: text in str(r.rel_url)
         else:
             predicate = match
         self._call(self._faults.append, _Fault(status, count, predicate))
@@ -351,7 +352,7 @@ class FakeKubeAPI:
         obj.setdefault("apiVersion", res.api_version(res.versions[0]))
         obj["kind"] = res.kind
         meta["uid"] = str(uuid.uuid4())
-        meta["creationTimestamp"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        meta["creationTimestamp"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         meta["generation"] = 1
         meta["resourceVersion"] = str(self._bump())
         store[key] = obj
@@ -622,7 +623,7 @@ class FakeKubeAPI:
                     break
                 try:
                     item = await asyncio.wait_for(watcher.queue.get(), remaining)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     break
                 if item is None:
                     break

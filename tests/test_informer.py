@@ -12,12 +12,13 @@ import contextlib
 import dataclasses
 import threading
 import time
-from typing import Any, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import kubernetes.client
 import pytest
-
 from kubeapi import FakeKubeAPI
+
 from webhook.state.informer import InformerConfig, InformerStats, run_informers
 from webhook.state.kinds import KINDS_BY_NAME
 from webhook.state.store import ClusterState
@@ -68,7 +69,7 @@ async def eventually(check: Callable[[], bool], what: str, timeout: float = WAIT
 
 async def converged(api: FakeKubeAPI, state: ClusterState, *kinds: str) -> None:
     for kind in kinds or ("Namespace", "HTTPRoute"):
-        await eventually(lambda: view(state, kind) == api.truth(kind), f"{kind} view == server truth")
+        await eventually(lambda k=kind: view(state, k) == api.truth(k), f"{kind} view == server truth")
 
 
 @pytest.fixture

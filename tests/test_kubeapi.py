@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import kubernetes.client
 import pytest
-from kubernetes.client.exceptions import ApiException
-
 from kubeapi import FakeKubeAPI
+from kubernetes.client.exceptions import ApiException
 
 WEBHOOKS = "admissionregistration.k8s.io"
 
@@ -18,9 +17,8 @@ def client() -> Iterator[tuple[FakeKubeAPI, kubernetes.client.ApiClient]]:
     """A fake on its own loop thread, so the blocking client can be called directly."""
     api = FakeKubeAPI(history=10)
     api.register_defaults()
-    with api.in_thread():
-        with kubernetes.client.ApiClient(kubernetes.client.Configuration(host=api.url)) as c:
-            yield api, c
+    with api.in_thread(), kubernetes.client.ApiClient(kubernetes.client.Configuration(host=api.url)) as c:
+        yield api, c
 
 
 def test_secrets_can_be_created_read_updated_patched_and_deleted(client) -> None:

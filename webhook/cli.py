@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import __version__
+from . import __version__, bootstrap
 from .certs import KEY_TYPES, LOCAL_HOSTNAMES, LOCAL_IPS, CertificateFiles, ca_bundle, service_hostnames, write_certificates
 from .logs import configure_logging, fields
 from .policy.loader import PolicyStore
@@ -70,6 +70,7 @@ def configure_serve(parser: argparse.ArgumentParser) -> None:
                         help="seconds to keep serving, not ready, after SIGTERM before closing (default: 0)")
     parser.add_argument("--certificate-interval", type=float, default=10.0,
                         help="seconds between checks of the certificate files for rotation (default: %(default)s)")
+    bootstrap.add_arguments(parser)
 
 
 def ensure_dev_certificates(directory: Path) -> CertificateFiles:
@@ -130,6 +131,9 @@ def run_serve(args: argparse.Namespace) -> int:
     online = (args.kubeconfig is not None or args.in_cluster) and not args.dev
     informer = informer_hook(state, kubeconfig=args.kubeconfig, in_cluster=args.in_cluster) if online else None
     runtime = Runtime(policies=policies, state=state, telemetry=telemetry, require_sync=informer is not None)
+    if args.self_managed_certs:  # issue or adopt the certificates in cert_dir before they are loaded
+        informer = bootstrap.self_managed_certificates(args, files, informer, connect=lambda: kube_api_client(
+            kubeconfig=args.kubeconfig, in_cluster=args.in_cluster))
     context = server_context(files.cert, files.key, client_ca=args.client_ca)
     app = create_app(runtime, certificates=CertificateReloader(context, files.cert, files.key),
                      certificate_interval=args.certificate_interval, informer=informer)

@@ -15,7 +15,8 @@ import contextlib
 import os
 import time
 import uuid
-from typing import Any, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
@@ -24,9 +25,9 @@ from webhook.state.kinds import GATEWAY_GROUP, KINDS_BY_NAME
 from webhook.state.store import ClusterState
 
 kubernetes = pytest.importorskip("kubernetes")
-from kubernetes import client as k8s  # noqa: E402
-from kubernetes import config as kubeconfig  # noqa: E402
-from kubernetes.client.exceptions import ApiException  # noqa: E402
+from kubernetes import client as k8s
+from kubernetes import config as kubeconfig
+from kubernetes.client.exceptions import ApiException
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

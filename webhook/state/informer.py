@@ -39,9 +39,9 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
-from urllib.parse import quote
+from typing import Any
 
 import kubernetes.client
 import orjson
@@ -258,7 +258,7 @@ class Reflector:
             if self.stopped:
                 raise _Stopped from exc
             self._error(exc, relist=False)
-        except Exception as exc:  # noqa: BLE001 - a reflector must never die
+        except Exception as exc:
             if self.stopped:
                 raise _Stopped from exc
             self._error(exc, relist=True)
@@ -412,11 +412,9 @@ class Reflector:
                     raise _NotFound(f"watch {self._collection()}")
                 _raise_for_status(resp.status, body, what=f"watch {self._collection()}")
             self._post(self.state.mark_alive, self.kind.kind)  # resumed from our RV: still current
-            seen = 0
-            for line in _lines(resp):
+            for seen, line in enumerate(_lines(resp)):
                 self._handle(orjson.loads(line))
-                seen += 1
-                if seen == 1:
+                if seen == 0:
                     self._attempt = 0  # a stream that delivers is healthy again
             complete = True
         finally:
@@ -471,7 +469,7 @@ class Reflector:
         """Log, rather than lose in the loop's exception handler, a write the view refused."""
         try:
             yield
-        except Exception:  # noqa: BLE001 - one bad object must not stop the loop's callbacks
+        except Exception:
             meta = (obj or {}).get("metadata") or {}
             log.exception(
                 "cluster view refused a write",
@@ -484,7 +482,7 @@ class Reflector:
             return
         try:
             self.on_event(self.kind.kind, etype, obj)
-        except Exception:  # noqa: BLE001 - a listener's bug must not break the view
+        except Exception:
             log.exception("on_event hook failed", extra=fields(kind=self.kind.kind))
 
     # ------------------------------------------------------------------ plumbing
@@ -556,7 +554,7 @@ def _shutdown(resp: urllib3.BaseHTTPResponse) -> None:
             shutdown()
         else:  # pragma: no cover - older urllib3
             resp.close()
-    except Exception:  # noqa: BLE001 - best effort while stopping
+    except Exception:
         log.debug("closing a response while stopping failed", exc_info=True)
 
 
