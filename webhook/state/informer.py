@@ -46,6 +46,7 @@ from typing import Any
 import kubernetes.client
 import orjson
 import urllib3
+from kubernetes.client.exceptions import ApiException
 
 from ..logs import fields
 from .kinds import WATCHED_KINDS, WatchedKind
@@ -247,14 +248,17 @@ class Reflector:
         except _Unavailable as exc:
             self._unavailable(str(exc), served=exc.served)
         except _NotFound as exc:
-            self._log("warning", "served version went away; discovering again", error=str(exc))
             self.version = None
             self.resource_version = None
+            delay = self._backoff()  # discovery and list disagreeing must not spin us
+            self._log("warning", "served version went away; discovering again", error=str(exc),
+                      backoff=round(delay, 3))
+            self._sleep(delay)
         except _Gone as exc:
             self._gone(str(exc))
         except _Stopped:
             raise
-        except (_Retryable, urllib3.exceptions.HTTPError, OSError) as exc:
+        except (_Retryable, urllib3.exceptions.HTTPError, OSError, ApiException) as exc:
             if self.stopped:
                 raise _Stopped from exc
             self._error(exc, relist=False)
