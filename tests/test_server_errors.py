@@ -149,7 +149,8 @@ class RecordingTelemetry(Telemetry):
         self.rejected.append((webhook, status, reason))
 
     @contextlib.contextmanager
-    def admission(self, *, webhook: str, request: Any, request_id: str | None = None) -> Iterator[Any]:
+    def admission(self, *, webhook: str, request: Any = None, request_id: str | None = None,
+                  headers: Any = None) -> Iterator[Any]:
         outer = self
 
         class Recorder:

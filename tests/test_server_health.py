@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from conftest import review_body
-from webhook.handlers import LIFECYCLE, TELEMETRY
+from webhook.handlers import LIFECYCLE
 from webhook.policy.loader import PolicyStore
 from webhook.runtime import Runtime
 from webhook.server import create_app
@@ -54,10 +54,20 @@ async def test_readyz_turns_false_when_shutdown_starts(client: Any) -> None:
     assert review.status == 200 and review.headers["Connection"] == "close"
 
 
-async def test_metrics_are_served_in_the_telemetry_format(client: Any) -> None:
-    """/metrics returns what telemetry exposes, with its content type."""
-    body, content_type = client.app[TELEMETRY].metrics()
-    resp = await client.get("/metrics")
+async def test_metrics_count_the_reviews_answered(client: Any) -> None:
+    """/metrics exposes the telemetry registry, including a review just answered."""
+    await client.post("/validate", data=review_body("httproute-create.validate"),
+                      headers={"Content-Type": "application/json"})
+    resp = await client.get("/metrics", headers={"Accept": "text/plain"})
     assert resp.status == 200
-    assert resp.headers["Content-Type"] == content_type
-    assert isinstance(await resp.read(), bytes)
+    assert resp.headers["Content-Type"].startswith("text/plain")
+    text = await resp.text()
+    assert 'routewarden_admission_requests_total{' in text and 'webhook="validate"' in text
+
+
+async def test_metrics_negotiate_openmetrics_when_asked(client: Any) -> None:
+    """A scraper asking for OpenMetrics gets it, with its content type."""
+    resp = await client.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+    assert resp.status == 200
+    assert resp.headers["Content-Type"].startswith("application/openmetrics-text")
+    assert (await resp.text()).rstrip().endswith("# EOF")

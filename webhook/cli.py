@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import logging
 import os
+import ssl
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,8 +135,14 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.self_managed_certs:  # issue or adopt the certificates in cert_dir before they are loaded
         informer = bootstrap.self_managed_certificates(args, files, informer, connect=lambda: kube_api_client(
             kubeconfig=args.kubeconfig, in_cluster=args.in_cluster))
-    context = server_context(files.cert, files.key, client_ca=args.client_ca)
-    app = create_app(runtime, certificates=CertificateReloader(context, files.cert, files.key),
+    try:
+        context = server_context(files.cert, files.key, client_ca=args.client_ca)
+        reloader = CertificateReloader(context, files.cert, files.key)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        sys.stderr.write(f"routewarden serve: cannot load the serving certificate from {cert_dir}: {exc}\n"
+                         "(make one with `routewarden certs`, or use --dev)\n")
+        return 2
+    app = create_app(runtime, certificates=reloader,
                      certificate_interval=args.certificate_interval, informer=informer)
 
     def started(port: int) -> None:

@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
-from typing import Any, Literal
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Literal, Mapping
 
 import orjson
 from aiohttp import web
@@ -47,9 +48,29 @@ Webhook = Literal["validate", "mutate"]
 
 @dataclass
 class Lifecycle:
-    """Set when shutdown starts: readiness turns false and connections stop being reused."""
+    """Shutdown state: once ``stopping``, readiness is false and every answer closes its connection.
+
+    ``busy`` counts requests being handled per connection, so shutdown can close idle
+    keep-alive connections at once and wait for the others. (aiohttp's own shutdown closes
+    every connection first, which drops the rest of a body still arriving.)
+    """
 
     stopping: bool = False
+    busy: dict[object, int] = field(default_factory=dict)
+    drained: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @contextlib.contextmanager
+    def handling(self, connection: object) -> Iterator[None]:
+        self.busy[connection] = self.busy.get(connection, 0) + 1
+        self.drained.clear()
+        try:
+            yield
+        finally:
+            self.busy[connection] -= 1
+            if not self.busy[connection]:
+                del self.busy[connection]
+            if not self.busy:
+                self.drained.set()
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -126,9 +147,9 @@ async def read_review(request: web.Request, deadline: Deadline) -> AdmissionRequ
 
 
 def evaluate(runtime: Runtime, telemetry: Telemetry, review: AdmissionRequest, *,
-             webhook: Webhook, request_id: str | None) -> Decision:
+             webhook: Webhook, request_id: str | None, headers: Mapping[str, str]) -> Decision:
     """The engine's decision, or :func:`internal_error` if deciding raised."""
-    with telemetry.admission(webhook=webhook, request=review, request_id=request_id) as recorder:
+    with telemetry.admission(webhook=webhook, request=review, request_id=request_id, headers=headers) as recorder:
         try:
             decision = runtime.review(review, webhook=webhook)
         except Exception:
@@ -151,7 +172,8 @@ async def admit(request: web.Request, webhook: Webhook) -> web.Response:
         return json_response(status_document(exc.status, exc.reason, uid=exc.uid), status=exc.status)
     request_id = _request_id(request)
     try:
-        decision = evaluate(request.app[RUNTIME], telemetry, review, webhook=webhook, request_id=request_id)
+        decision = evaluate(request.app[RUNTIME], telemetry, review, webhook=webhook, request_id=request_id,
+                            headers=request.headers)
     except Exception:  # telemetry failed around the decision: still answer as documented
         log.exception("recording the decision failed", extra=fields(uid=review.uid, webhook=webhook))
         decision = internal_error(webhook)
@@ -162,10 +184,7 @@ async def admit(request: web.Request, webhook: Webhook) -> web.Response:
                                                                 elapsed=round(elapsed, 3), timeout=deadline.timeout))
         message = f"decision took {elapsed:.3f}s, past the {deadline.timeout:g}s timeout minus safety margin"
         return json_response(status_document(504, message, uid=review.uid), status=504)
-    response = json_response(build_response(review, decision))
-    if request.app[LIFECYCLE].stopping:
-        response.force_close()  # make the apiserver dial again, reaching a pod that stays
-    return response
+    return json_response(build_response(review, decision))
 
 
 async def validate(request: web.Request) -> web.Response:
@@ -190,8 +209,19 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body, content_type = request.app[TELEMETRY].metrics()
+    body, content_type = request.app[TELEMETRY].metrics(request.headers.get("Accept"))
     return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+@web.middleware
+async def track_connections(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Count requests in flight per connection; while stopping, close each after its answer."""
+    lifecycle = request.app[LIFECYCLE]
+    with lifecycle.handling(request.protocol):
+        response = await handler(request)
+        if lifecycle.stopping:
+            response.force_close()  # the apiserver dials again and reaches a pod that stays
+        return response
 
 
 @web.middleware

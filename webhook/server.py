@@ -81,7 +81,7 @@ def create_app(
 ) -> web.Application:
     """The webhook application; the same factory serves production and the tests."""
     telemetry = telemetry or runtime.telemetry
-    app = web.Application(client_max_size=max_body_bytes, middlewares=[handlers.errors_as_status])
+    app = web.Application(client_max_size=max_body_bytes, middlewares=[handlers.track_connections, handlers.errors_as_status])
     app[RUNTIME] = runtime
     app[TELEMETRY] = telemetry
     app[LIFECYCLE] = Lifecycle()
@@ -129,14 +129,28 @@ async def start(
     return runner, bound
 
 
-async def stop(app: web.Application, runner: web.AppRunner, *, delay: float = 0.0) -> None:
-    """Graceful shutdown: not ready, optionally keep serving ``delay`` s, then drain and close."""
-    app[LIFECYCLE].stopping = True
-    log.info("shutting down", extra=fields(delay=delay))
+async def stop(app: web.Application, runner: web.AppRunner, *, timeout: float, delay: float = 0.0) -> None:
+    """Graceful shutdown: not ready; after ``delay`` s stop listening, close idle
+    connections, let requests in flight finish (up to ``timeout`` s), then clean up."""
+    lifecycle = app[LIFECYCLE]
+    lifecycle.stopping = True
+    log.info("shutting down", extra=fields(delay=delay, in_flight=sum(lifecycle.busy.values())))
     if delay > 0:
         # Lets endpoint removal reach every apiserver while requests are still answered
         # (each answer closes its connection, so clients move to another replica).
         await asyncio.sleep(delay)
+    for site in runner.sites:
+        await site.stop()
+    if runner.server is not None:
+        for connection in runner.server.connections:
+            if connection not in lifecycle.busy:
+                connection.force_close()  # idle: what aiohttp's own keep-alive timeout does
+    if lifecycle.busy:
+        try:
+            await asyncio.wait_for(lifecycle.drained.wait(), timeout)
+        except asyncio.TimeoutError:
+            log.warning("requests still in flight at the shutdown timeout",
+                        extra=fields(in_flight=sum(lifecycle.busy.values())))
     await runner.cleanup()
 
 
@@ -163,7 +177,7 @@ async def serve(
     try:
         await stopping.wait()
     finally:
-        await stop(app, runner, delay=shutdown_delay)
+        await stop(app, runner, timeout=shutdown_timeout, delay=shutdown_delay)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
     log.info("stopped")
