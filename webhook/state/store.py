@@ -12,12 +12,15 @@ Objects are stored without ``metadata.managedFields`` (and, for big kinds, witho
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
 from typing import Any, Iterable, Iterator
 
 from .. import gatewayapi as gw
 from .kinds import KINDS_BY_NAME, ROUTE_KINDS
+
+log = logging.getLogger("routewarden.state")
 
 Key = tuple[str, str]  # (namespace, name); namespace is "" for cluster-scoped kinds
 
@@ -66,6 +69,7 @@ class ClusterState:
         # domain suffix -> routes with a hostname strictly under it (wildcard ownership checks)
         self._routes_under_domain: dict[str, set[tuple[str, str, str]]] = defaultdict(set)
         self.offline = False
+        self.rejected: dict[tuple[str, str, str], str] = {}
         self._synced: set[str] = set()
         self._expected: set[str] = set(expected_kinds)
         self._unavailable: dict[str, str] = {}
@@ -90,6 +94,7 @@ class ClusterState:
         key = (namespace or "", name)
         self._unindex(kind, key)
         self._objects[kind].pop(key, None)
+        self.rejected.pop((kind, *key), None)
         self._touch(kind)
 
     def replace(self, kind: str, objects: Iterable[dict[str, Any]], resource_version: str = "") -> None:
@@ -129,6 +134,18 @@ class ClusterState:
 
     # ------------------------------------------------------------------ indexes
     def _index(self, kind: str, key: Key, obj: dict[str, Any]) -> None:
+        """Index one stored object. One the API would never serve (wrong field types) is
+        kept but left out of the indexes, so one bad object cannot break a whole relist."""
+        try:
+            self._index_views(kind, key, obj)
+        except gw.MalformedObject as exc:
+            self.rejected[(kind, *key)] = str(exc)
+            log.warning("object left out of the cluster view's indexes",
+                        extra={"fields": {"kind": kind, "namespace": key[0], "name": key[1], "error": str(exc)}})
+        else:
+            self.rejected.pop((kind, *key), None)
+
+    def _index_views(self, kind: str, key: Key, obj: dict[str, Any]) -> None:
         if kind == "Gateway":
             gateway = gw.Gateway.from_object(obj)
             self._gateways[key] = gateway
@@ -176,7 +193,7 @@ class ClusterState:
         elif kind == "ListenerSet":
             parent = gw.listenerset_parent(old)
             if parent is not None:
-                self._listenersets_by_parent[parent].discard(key)
+                _discard(self._listenersets_by_parent, parent, key)
 
     # ------------------------------------------------------------------ readers
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
