@@ -1,9 +1,34 @@
-"""Mutations (being written)."""
+"""Mutations: the engine asks :func:`mutators_for` which mutators a request gets.
+
+A mutator is ``mutator(obj, *, request, policies, state) -> list[str]``: it changes
+``obj`` (the engine's deep copy) in place and returns admission warnings. The engine
+diffs the copy against the original into a JSON Patch; nothing here writes patch
+operations.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
+
+from .. import gatewayapi as gw
+from ..admission import AdmissionRequest
+from .gateway import add_cert_manager_issuer, default_allowed_routes
+from .implementations import describe_service
+from .policy import ServicePolicy
+from .service import annotate_generated_service
+
+Mutator = Callable[..., list[str]]
 
 
-def mutators_for(request: Any) -> list[Callable[..., list[str]]]:
+def mutators_for(request: AdmissionRequest) -> list[Mutator]:
+    """Services (core v1) get the generated-Service mutator; Gateways the Gateway defaults."""
+    kind = request.kind
+    if kind.group == "" and kind.kind == "Service":
+        return [annotate_generated_service]
+    if kind.group == gw.GROUP and kind.kind == "Gateway":
+        return [add_cert_manager_issuer, default_allowed_routes]
     return []
+
+
+__all__ = ["Mutator", "ServicePolicy", "describe_service", "mutators_for"]
+
