@@ -9,11 +9,10 @@ from typing import Any
 
 import jsonpatch
 import pytest
+from conftest import review_body
 
 from webhook.admission import build_response, decode_json, parse_review
 from webhook.decision import Decision, Mode, Violation, allowed, from_violations
-
-from conftest import review_body
 
 
 # An independent RFC 6902 applier (RFC 6901 pointers), so the check does not use the

@@ -12,12 +12,12 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import AsyncIterator, Iterator
 
 import pytest
-
 from conftest import REPO, review_body
+
 from webhook import __version__
 
 EXAMPLE = REPO / "examples" / "reviews" / "httproute-create.json"
@@ -60,7 +60,7 @@ class Http:
         self.reader, self.writer = reader, writer
 
     @classmethod
-    async def open(cls, port: int, context: ssl.SSLContext) -> "Http":
+    async def open(cls, port: int, context: ssl.SSLContext) -> Http:
         return cls(*await asyncio.open_connection("127.0.0.1", port, ssl=context, server_hostname="localhost"))
 
     def send_head(self, path: str, length: int) -> None:
@@ -80,7 +80,7 @@ async def test_the_dev_server_answers_the_readme_example_and_is_ready(
     dev_server: tuple[subprocess.Popen[str], int], tmp_path: Path
 ) -> None:
     """--dev makes its own certificates, is ready without a cluster and answers the example review."""
-    process, port = dev_server
+    _, port = dev_server
     http = await Http.open(port, dev_context(tmp_path))
     body = EXAMPLE.read_bytes()
     http.send_head("/validate?timeout=10s", len(body))
@@ -140,8 +140,8 @@ async def test_sigterm_finishes_in_flight_reviews_closes_idle_connections_and_ex
 
 
 def run_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "webhook", *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    return subprocess.run([sys.executable, "-m", "webhook", *args], check=False, capture_output=True, text=True,
+                          cwd=cwd, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
 
 
 def test_version_prints_the_package_version() -> None:
@@ -162,4 +162,4 @@ def test_every_subcommand_has_help() -> None:
     """The registry's subcommands all show up in --help."""
     result = run_cli("--help")
     assert result.returncode == 0
-    assert re.search(r"serve.*\n.*certs.*\n.*version", result.stdout, re.S)
+    assert re.search(r"serve.*\n.*certs.*\n.*version", result.stdout, re.DOTALL)

@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 import json
 import time
-from typing import Any, AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 from aiohttp import web
-
 from conftest import review_body
+
 from webhook.admission import AdmissionRequest
 from webhook.decision import Decision
 from webhook.policy.loader import PolicyStore
@@ -186,6 +187,19 @@ async def test_an_engine_exception_on_mutate_admits_unchanged_with_a_warning(aio
     response = (await resp.json())["response"]
     assert response["allowed"] is True and "patch" not in response
     assert "internal error" in response["warnings"][0]
+
+
+async def test_an_engine_exception_is_logged_by_type_and_stack_without_its_message(
+    aiohttp_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The log names RuntimeError and where it happened, but not the message (it may quote object values)."""
+    client = await make_client(aiohttp_client, FailingRuntime)
+    await client.post("/validate", data=review(), headers=JSON)
+    [record] = [r for r in caplog.records if r.getMessage() == "deciding failed"]
+    logged = record.fields  # type: ignore[attr-defined]
+    assert logged["error"] == "RuntimeError" and logged["stack"][-1].endswith(" in review")
+    assert logged["uid"] == UID
+    assert "a rule crashed" not in str(logged) and record.exc_info is None
 
 
 async def test_the_server_keeps_serving_after_an_engine_exception(aiohttp_client: Any) -> None:

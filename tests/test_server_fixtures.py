@@ -8,7 +8,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-
 from conftest import REVIEWS, HttpsServer, admission_fixtures, trusting
 
 FIXTURES = admission_fixtures()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from conftest import review_body
+
 from webhook.handlers import LIFECYCLE
 from webhook.policy.loader import PolicyStore
 from webhook.runtime import Runtime

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-
 from conftest import NAMESPACE, SERVICE, HttpsServer, review_body, start_https, trusting
+
 from webhook.certs import CertificateFiles, KeyPair, build_ca, build_client_certificate
 from webhook.runtime import Runtime
 
@@ -19,11 +19,12 @@ HEADERS = {"Content-Type": "application/json", "User-Agent": "kube-apiserver-adm
 
 
 async def post_review(url: str, context: ssl.SSLContext, *, server_hostname: str | None = None) -> dict:
-    async with aiohttp.ClientSession() as session:
-        async with session.post(f"{url}/validate?timeout=5s", data=review_body("httproute-create.validate"),
-                                headers=HEADERS, ssl=context, server_hostname=server_hostname) as resp:
-            assert resp.status == 200
-            return await resp.json()
+    async with aiohttp.ClientSession() as session, session.post(
+        f"{url}/validate?timeout=5s", data=review_body("httproute-create.validate"),
+        headers=HEADERS, ssl=context, server_hostname=server_hostname,
+    ) as resp:
+        assert resp.status == 200
+        return await resp.json()
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])

@@ -10,10 +10,10 @@ import ssl
 from pathlib import Path
 from typing import Any
 
+from conftest import review_body, start_https, trusting
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from conftest import review_body, start_https, trusting
 from webhook.certs import CertificateFiles, KeyPair, build_ca, build_serving_certificate
 from webhook.runtime import Runtime
 
@@ -45,7 +45,7 @@ class Connection:
         self.reader, self.writer = reader, writer
 
     @classmethod
-    async def open(cls, port: int, context: ssl.SSLContext) -> "Connection":
+    async def open(cls, port: int, context: ssl.SSLContext) -> Connection:
         reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context, server_hostname="localhost")
         return cls(reader, writer)
 

@@ -17,9 +17,10 @@ import base64
 import datetime as dt
 import ipaddress
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -61,12 +62,12 @@ def _key_pem(key: PrivateKey) -> bytes:
 def _load_key(pem: bytes) -> PrivateKey:
     key = serialization.load_pem_private_key(pem, password=None)
     if not isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
-        raise ValueError("the CA key must be an ECDSA or RSA key")
+        raise TypeError("the CA key must be an ECDSA or RSA key")
     return key
 
 
 def _validity(builder: x509.CertificateBuilder, days: int) -> x509.CertificateBuilder:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     return builder.not_valid_before(now - _BACKDATE).not_valid_after(now + dt.timedelta(days=days))
 
 

@@ -13,12 +13,21 @@ import logging
 import os
 import ssl
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from . import __version__, bootstrap
-from .certs import KEY_TYPES, LOCAL_HOSTNAMES, LOCAL_IPS, CertificateFiles, ca_bundle, service_hostnames, write_certificates
+from .certs import (
+    KEY_TYPES,
+    LOCAL_HOSTNAMES,
+    LOCAL_IPS,
+    CertificateFiles,
+    ca_bundle,
+    service_hostnames,
+    write_certificates,
+)
 from .logs import configure_logging, fields
 from .policy.loader import PolicyStore
 from .runtime import Runtime
@@ -176,7 +185,7 @@ def run_certs(args: argparse.Namespace) -> int:
     try:
         files, ca = write_certificates(args.dir, hostnames=hostnames, ips=[*args.ip, *LOCAL_IPS],
                                        key_type=args.key_type, days=args.days)
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         sys.stderr.write(f"routewarden certs: {exc}\n")
         return 2
     sys.stderr.write(f"wrote {files.ca_cert}, {files.ca_key}, {files.cert}, {files.key}\n"

@@ -26,10 +26,12 @@ What the server answers, and why:
 from __future__ import annotations
 
 import asyncio
-import logging
 import contextlib
+import logging
+import traceback
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Literal, Mapping
+from typing import Any, Literal
 
 import orjson
 from aiohttp import web
@@ -111,13 +113,24 @@ def json_response(document: dict[str, Any], *, status: int = 200) -> web.Respons
     return web.Response(status=status, body=orjson.dumps(document), content_type="application/json")
 
 
+MUTATE_INTERNAL_ERROR = (
+    "routewarden could not compute defaults for this object (internal error); it was admitted unchanged"
+)
+
+
 def internal_error(webhook: Webhook) -> Decision:
     """The answer when deciding raised: fail closed on validate, open on mutate (see above)."""
     if webhook == "mutate":
-        return allowed(warnings=("routewarden could not compute defaults for this object (internal error); "
-                                 "it was admitted unchanged",))
+        return allowed(warnings=(MUTATE_INTERNAL_ERROR,))
     return Decision(allowed=False, code=500, reason="InternalError",
                     message="routewarden could not evaluate this request (internal error); see the webhook logs")
+
+
+def exception_fields(exc: BaseException) -> dict[str, Any]:
+    """The exception's type and stack, not its message: messages may quote object values,
+    and nothing from an object leaves the process through logs (docs/observability.md)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return {"error": type(exc).__name__, "stack": [f"{f.filename}:{f.lineno} in {f.name}" for f in frames]}
 
 
 def _request_id(request: web.Request) -> str | None:
@@ -136,7 +149,7 @@ async def read_review(request: web.Request, deadline: Deadline) -> AdmissionRequ
         body = await asyncio.wait_for(request.read(), timeout=max(deadline.remaining(loop.time()), 0.0))
     except web.HTTPRequestEntityTooLarge:
         raise ReviewError(413, f"body exceeds the limit of {limit} bytes") from None
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise ReviewError(408, "body not received before the request's deadline") from None
     document = decode_json(body)
     try:
@@ -152,9 +165,9 @@ def evaluate(runtime: Runtime, telemetry: Telemetry, review: AdmissionRequest, *
     with telemetry.admission(webhook=webhook, request=review, request_id=request_id, headers=headers) as recorder:
         try:
             decision = runtime.review(review, webhook=webhook)
-        except Exception:
-            log.exception("deciding failed", extra=fields(uid=review.uid, webhook=webhook,
-                                                          kind=review.kind.kind, request_id=request_id))
+        except Exception as exc:  # noqa: BLE001 - any bug in a rule becomes the documented answer
+            log.error("deciding failed", extra=fields(uid=review.uid, webhook=webhook, kind=review.kind.kind,
+                                                      request_id=request_id, **exception_fields(exc)))
             decision = internal_error(webhook)
         recorder.finish(decision)
     return decision
@@ -174,8 +187,9 @@ async def admit(request: web.Request, webhook: Webhook) -> web.Response:
     try:
         decision = evaluate(request.app[RUNTIME], telemetry, review, webhook=webhook, request_id=request_id,
                             headers=request.headers)
-    except Exception:  # telemetry failed around the decision: still answer as documented
-        log.exception("recording the decision failed", extra=fields(uid=review.uid, webhook=webhook))
+    except Exception as exc:  # noqa: BLE001 - telemetry failed around the decision: still answer
+        log.error("recording the decision failed",
+                  extra=fields(uid=review.uid, webhook=webhook, **exception_fields(exc)))
         decision = internal_error(webhook)
     if deadline.expired(loop.time()):
         elapsed = loop.time() - deadline.started
@@ -235,6 +249,6 @@ async def errors_as_status(request: web.Request, handler: Any) -> web.StreamResp
         return json_response(status_document(exc.status, exc.reason), status=exc.status)
     except asyncio.CancelledError:
         raise
-    except Exception:
-        log.exception("unhandled error", extra=fields(path=request.path))
+    except Exception as exc:  # noqa: BLE001 - the last-resort guard
+        log.error("unhandled error", extra=fields(path=request.path, **exception_fields(exc)))
         return json_response(status_document(500, "internal error; see the webhook logs"), status=500)

@@ -17,7 +17,8 @@ import asyncio
 import logging
 import signal
 import ssl
-from typing import Any, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -56,8 +57,9 @@ def _lifetime(name: str, factory: Background) -> Callable[[web.Application], Asy
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("background task stopped", exc_info=task.exception(), extra=fields(task=task.get_name()))
+    if task.cancelled() or (exc := task.exception()) is None:
+        return
+    log.error("background task stopped", extra=fields(task=task.get_name(), **handlers.exception_fields(exc)))
 
 
 def _telemetry_lifetime(telemetry: Telemetry, runtime: Runtime) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -148,7 +150,7 @@ async def stop(app: web.Application, runner: web.AppRunner, *, timeout: float, d
     if lifecycle.busy:
         try:
             await asyncio.wait_for(lifecycle.drained.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("requests still in flight at the shutdown timeout",
                         extra=fields(in_flight=sum(lifecycle.busy.values())))
     await runner.cleanup()

@@ -19,8 +19,8 @@ import logging
 import os
 import ssl
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .certs import not_after as certificate_not_after
 from .logs import fields

@@ -1,0 +1,43 @@
+# Developer entry points. Every target creates the virtualenv when it is missing and
+# reinstalls only when pyproject.toml changed (the stamp file), so repeat runs are quick.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.routewarden-installed
+PYTEST_ARGS ?=
+
+.PHONY: help run test bench lint certs clean-certs
+
+help:
+	@echo "make run    serve the example policies on https://127.0.0.1:8443 (no cluster needed)"
+	@echo "make test   run the whole test suite"
+	@echo "make lint   ruff"
+	@echo "make bench  run the benchmarks"
+	@echo "make certs  (re)make the development certificates in certs/dev"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+run: $(STAMP)
+	$(BIN)/routewarden serve --dev
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+lint: $(STAMP)
+	$(BIN)/python -m ruff check webhook tests
+
+certs: $(STAMP)
+	$(BIN)/routewarden certs --dir certs/dev
+
+clean-certs:
+	rm -rf certs/dev
