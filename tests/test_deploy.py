@@ -583,7 +583,7 @@ def checkov() -> Path:
     """checkov in its own venv (.venv-tools): its pins clash with ours. Installed from PyPI once."""
     binary = TOOLS_VENV / "bin" / "checkov"
     if not binary.exists():
-        venv.create(TOOLS_VENV, with_pip=True)
+        venv.create(TOOLS_VENV, with_pip=True, symlinks=True, clear=True)
         done = subprocess.run([str(TOOLS_VENV / "bin" / "pip"), "install", "-q", CHECKOV],
                               check=False, capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, done.stderr[-3000:]
