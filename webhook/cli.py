@@ -28,6 +28,7 @@ from .certs import (
     service_hostnames,
     write_certificates,
 )
+from .commands import GITOPS_COMMANDS
 from .logs import configure_logging, fields
 from .policy.loader import PolicyStore
 from .runtime import Runtime
@@ -204,6 +205,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("serve", "run the admission webhook over HTTPS", configure_serve, run_serve),
     Command("certs", "make a CA and a serving certificate for the webhook", configure_certs, run_certs),
     Command("version", "print the version", lambda parser: None, run_version),
+    *(Command(*c) for c in GITOPS_COMMANDS),
 )
 
 

@@ -1,0 +1,48 @@
+"""``routewarden check``: what the webhook would answer for every object in the manifests.
+
+Every object is evaluated as the CREATE kube-apiserver would send (mutating webhook
+first, then validating on the mutated object) against a cluster view holding the same
+manifests, optionally laid over the live cluster. Exit 0 when everything would be
+admitted, 1 when something would be denied (or warned, with ``--warnings-as-errors``),
+2 when the input or the policies cannot be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .. import report
+from ..offline import evaluate_all
+from .inputs import EXIT_DENIED, EXIT_OK, OUTPUTS, InputError, add_input_arguments, fail, load_inputs, load_policies
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_input_arguments(parser)
+    parser.add_argument("--policies", type=Path, action="append", default=[], metavar="DIR",
+                        help="policy file or directory (repeatable; default: ./policies)")
+    parser.add_argument("-o", "--output", choices=OUTPUTS, default="text", help="default: %(default)s")
+    parser.add_argument("--warnings-as-errors", action="store_true",
+                        help="fail (exit 1) on admission warnings too")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        policies = load_policies(args.policies)
+        inputs = load_inputs(args)
+    except InputError as exc:
+        return fail("check", exc)
+    triples = [(obj, m.path, m.line) for obj, m in zip(inputs.objects, inputs.manifests)]
+    results = evaluate_all(triples, policies, inputs.state)
+    strict = args.warnings_as_errors
+    if args.output == "json":
+        sys.stdout.write(report.check_json(results, warnings_as_errors=strict))
+    elif args.output == "junit":
+        suites = report.check_cases(results, warnings_as_errors=strict)
+        sys.stdout.write(report.junit_xml(suites, name="routewarden check"))
+    else:
+        sys.stdout.write(report.check_text(results, warnings_as_errors=strict))
+    for warning in policies.warnings:
+        sys.stderr.write(f"routewarden check: policy warning: {warning}\n")
+    return EXIT_DENIED if any(report.failed(r, warnings_as_errors=strict) for r in results) else EXIT_OK

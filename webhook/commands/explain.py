@@ -1,0 +1,38 @@
+"""``routewarden explain``: why each route is, or is not, attached (see :mod:`webhook.explain`).
+
+Exit 0 when every route is attached with its references permitted, 1 when one is not,
+2 when the input cannot be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .. import explain as explaining
+from .inputs import EXIT_DENIED, EXIT_OK, InputError, add_input_arguments, fail, load_inputs
+
+EXPLAIN_SCHEMA_VERSION = 1
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_input_arguments(parser)
+    parser.add_argument("-o", "--output", choices=("text", "json"), default="text", help="default: %(default)s")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        inputs = load_inputs(args)
+    except InputError as exc:
+        return fail("explain", exc)
+    triples = [(obj, m.path, m.line) for obj, m in zip(inputs.objects, inputs.manifests)]
+    reports = explaining.explain(triples, inputs.state)
+    if args.output == "json":
+        document = {"schemaVersion": EXPLAIN_SCHEMA_VERSION, "kind": "ExplainReport",
+                    "routes": [r.to_dict() for r in reports]}
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    else:
+        sys.stdout.write(explaining.render_text(reports))
+    ok = all(r.attached and r.refs_resolved and not r.error for r in reports)
+    return EXIT_OK if ok else EXIT_DENIED

@@ -1,0 +1,272 @@
+"""Why a route is (not) attached: the answer, parentRef by parentRef, as data.
+
+For each parentRef of a route: which Gateway (or ListenerSet) it names, which of its
+listeners the ``sectionName``/``port`` select, whether each selected listener admits the
+route's namespace (``allowedRoutes.namespaces``) and kind (``allowedRoutes.kinds``), which
+hostnames intersect, and the ``Accepted`` reason a controller would set. For each
+backendRef: whether it crosses namespaces, and which ReferenceGrant permits it.
+
+Built on :func:`webhook.gatewayapi.evaluate_attachment`, the same prediction the
+validating rules make, so ``explain`` and ``check`` cannot disagree. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable, Mapping
+
+from . import gatewayapi as gw
+from .state.store import ClusterState
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerReport:
+    name: str
+    owner: str  # "Gateway infra/shared" or "ListenerSet ns/name"
+    protocol: str
+    port: int | None
+    hostname: str | None
+    selected: bool
+    namespace_allowed: bool | None  # None: depends on labels of a namespace we do not know
+    namespaces: str  # what allowedRoutes.namespaces admits, in words
+    kind_allowed: bool
+    kinds: tuple[str, ...]
+    hostnames: tuple[str, ...]  # the intersection with the route's hostnames
+    attaches: bool
+    why_not: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ParentReport:
+    ref: str
+    field: str
+    found: bool
+    accepted: bool | None  # None: the answer depends on something the view does not hold
+    reason: str  # the Accepted condition's reason, as the Gateway API spells it
+    message: str
+    listeners: tuple[ListenerReport, ...]
+    hostnames: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BackendReport:
+    ref: str
+    field: str
+    cross_namespace: bool
+    permitted: bool
+    grant: str | None  # "ReferenceGrant ns/name" when one permits it
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class RouteReport:
+    kind: str
+    namespace: str
+    name: str
+    source: str
+    line: int | None
+    parents: tuple[ParentReport, ...]
+    backends: tuple[BackendReport, ...]
+    error: str = ""
+
+    @property
+    def attached(self) -> bool:
+        return bool(self.parents) and all(p.accepted for p in self.parents)
+
+    @property
+    def refs_resolved(self) -> bool:
+        return all(b.permitted for b in self.backends)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "attached": self.attached, "refsResolved": self.refs_resolved}
+
+
+# ----------------------------------------------------------------------------- listeners
+def describe_namespaces(listener: gw.Listener) -> str:
+    if listener.allowed_from == "All":
+        return "all namespaces (from: All)"
+    if listener.allowed_from == "Same":
+        return "only its own namespace (from: Same)"
+    if listener.allowed_from == "Selector":
+        selector = listener.allowed_selector.describe() if listener.allowed_selector else "<none>"
+        return f"namespaces labelled {selector} (from: Selector)"
+    return f"no namespace (from: {listener.allowed_from})"
+
+
+def _selection(listener: gw.Listener, ref: gw.ParentRef) -> list[str]:
+    out = []
+    if ref.section_name is not None and listener.name != ref.section_name:
+        out.append(f"not selected: sectionName is {ref.section_name!r}")
+    if ref.port is not None and listener.port != ref.port:
+        out.append(f"not selected: port is {ref.port}, the listener's is {listener.port}")
+    return out
+
+
+def _listener_report(
+    listener: gw.Listener, ref: gw.ParentRef, verdict: gw.ListenerVerdict | None, *, owner: str, route: gw.Route
+) -> ListenerReport:
+    kinds = tuple(sorted(k for _, k in listener.accepted_kinds()))
+    why = _selection(listener, ref)
+    if verdict is not None:
+        if verdict.namespace_allowed is False:
+            why.append(f"namespace {route.namespace} not admitted: the listener admits {describe_namespaces(listener)}")
+        elif verdict.namespace_allowed is None:
+            why.append(f"cannot tell: namespace {route.namespace} is not declared, so its labels are unknown")
+        if not verdict.kind_allowed:
+            why.append(f"kind {route.kind} not admitted: the listener accepts {', '.join(kinds) or 'no kinds'}")
+        if not verdict.hostnames:
+            why.append(f"no hostname of the route ({', '.join(route.hostnames)}) is under {listener.hostname}")
+    return ListenerReport(
+        name=listener.name,
+        owner=owner,
+        protocol=listener.protocol,
+        port=listener.port,
+        hostname=listener.hostname,
+        selected=verdict is not None,
+        namespace_allowed=verdict.namespace_allowed if verdict else None,
+        namespaces=describe_namespaces(listener),
+        kind_allowed=verdict.kind_allowed if verdict else listener_kind_ok(listener, route),
+        kinds=kinds,
+        hostnames=verdict.hostnames if verdict else (),
+        attaches=bool(verdict and verdict.attaches),
+        why_not=tuple(why),
+    )
+
+
+def listener_kind_ok(listener: gw.Listener, route: gw.Route) -> bool:
+    return gw.listener_admits_kind(listener, group=gw.GROUP, kind=route.kind)
+
+
+# ----------------------------------------------------------------------------- parents
+_MESSAGES = {
+    None: "Accepted: at least one listener admits the route",
+    "NoMatchingParent": "no listener matches the parentRef's sectionName/port",
+    "NotAllowedByListeners": "no selected listener admits the route's namespace and kind",
+    "NoMatchingListenerHostname": "no selected listener that admits the route serves one of its hostnames",
+}
+
+
+def _parent(state: ClusterState, ref: gw.ParentRef) -> tuple[str, tuple[gw.Listener, ...], bool]:
+    """(owner description, listeners, found) for a Gateway or ListenerSet parentRef."""
+    if ref.is_gateway:
+        gateway = state.gateway(ref.namespace, ref.name)
+        return f"Gateway {ref.namespace}/{ref.name}", (gateway.listeners if gateway else ()), gateway is not None
+    obj = state.get("ListenerSet", ref.namespace, ref.name)
+    if obj is None:
+        return f"ListenerSet {ref.namespace}/{ref.name}", (), False
+    return f"ListenerSet {ref.namespace}/{ref.name}", gw.listenerset_listeners(obj), True
+
+
+def explain_parent(route: gw.Route, ref: gw.ParentRef, state: ClusterState) -> ParentReport:
+    if not (ref.is_gateway or ref.is_listenerset):
+        return ParentReport(ref.describe(), ref.field, False, None, "NotAGateway",
+                            f"{ref.kind}.{ref.group or 'core'} parents are not Gateways; routewarden does not predict them",
+                            (), ())
+    owner, listeners, found = _parent(state, ref)
+    if not found:
+        return ParentReport(ref.describe(), ref.field, False, False, "GatewayNotFound",
+                            f"{owner} is neither in the manifests nor (with --cluster) in the cluster", (), ())
+    attachment = gw.evaluate_attachment(
+        route, ref, listeners, owner_namespace=ref.namespace, namespace_labels=state.namespace_labels(route.namespace)
+    )
+    verdicts = {v.listener.name: v for v in attachment.verdicts}
+    reports = tuple(
+        _listener_report(listener, ref, verdicts.get(listener.name), owner=owner, route=route) for listener in listeners
+    )
+    accepted: bool | None = attachment.reason is None
+    message = _MESSAGES.get(attachment.reason, attachment.reason or "")
+    if accepted and attachment.unknown_namespace and not any(v.accepts for v in attachment.verdicts):
+        accepted = None
+        message = (f"depends on the labels of namespace {route.namespace}, which is not declared: "
+                   "add the Namespace manifest (or use --cluster)")
+    return ParentReport(ref.describe(), ref.field, True, accepted, attachment.reason or "Accepted", message,
+                        reports, attachment.hostnames)
+
+
+# ----------------------------------------------------------------------------- backends
+def explain_backend(route: gw.Route, ref: gw.ObjectRef, state: ClusterState) -> BackendReport:
+    permitted = gw.reference_permitted(
+        state.reference_grants(ref.namespace), from_group=gw.GROUP, from_kind=route.kind,
+        from_namespace=route.namespace, to=ref,
+    )
+    if permitted is True:
+        return BackendReport(ref.describe(), ref.field, False, True, None, "same namespace: no grant needed")
+    if isinstance(permitted, gw.ReferenceGrant):
+        return BackendReport(ref.describe(), ref.field, True, True, permitted.describe(),
+                             f"permitted by {permitted.describe()}")
+    return BackendReport(
+        ref.describe(), ref.field, True, False, None,
+        f"RefNotPermitted: no ReferenceGrant in namespace {ref.namespace} allows {route.kind} from namespace "
+        f"{route.namespace} to refer to {ref.describe()}",
+    )
+
+
+# ----------------------------------------------------------------------------- routes
+def explain_route(
+    obj: Mapping[str, Any], state: ClusterState, *, source: str = "", line: int | None = None
+) -> RouteReport:
+    meta = obj.get("metadata") or {}
+    kind = str(obj.get("kind") or "")
+    try:
+        route = gw.Route.from_object(obj, kind=kind)
+    except gw.MalformedObject as exc:
+        return RouteReport(kind, str(meta.get("namespace") or ""), str(meta.get("name") or ""), source, line,
+                           (), (), error=str(exc))
+    return RouteReport(
+        kind=kind, namespace=route.namespace, name=route.name, source=source, line=line,
+        parents=tuple(explain_parent(route, ref, state) for ref in route.parent_refs),
+        backends=tuple(explain_backend(route, ref, state) for ref in route.backend_refs),
+    )
+
+
+def is_route(obj: Mapping[str, Any]) -> bool:
+    return obj.get("kind") in gw.ROUTE_KINDS and str(obj.get("apiVersion") or "").startswith(gw.GROUP + "/")
+
+
+def explain(
+    objects: Iterable[tuple[Mapping[str, Any], str, int | None]], state: ClusterState
+) -> list[RouteReport]:
+    """A report for every route among (object, source, line) triples; other kinds are skipped."""
+    return [explain_route(obj, state, source=src, line=line) for obj, src, line in objects if is_route(obj)]
+
+
+# ----------------------------------------------------------------------------- text
+def _mark(value: bool | None) -> str:
+    return {True: "yes", False: "NO", None: "unknown"}[value]
+
+
+def render_text(reports: Iterable[RouteReport]) -> str:
+    lines: list[str] = []
+    for r in reports:
+        where = f"{r.source}:{r.line}" if r.line is not None else r.source
+        head = f"{r.kind} {r.namespace}/{r.name} ({where})"
+        if r.error:
+            lines += [head, f"  cannot be read: {r.error}", ""]
+            continue
+        state = "attached" if r.attached else "NOT attached"
+        lines.append(f"{head}: {state}, references {'resolved' if r.refs_resolved else 'NOT permitted'}")
+        if not r.parents:
+            lines.append("  no parentRefs: the route attaches to nothing")
+        for p in r.parents:
+            lines.append(f"  parentRef {p.ref} ({p.field}): {p.reason}: {p.message}")
+            for lr in p.listeners:
+                host = lr.hostname or "*"
+                port = f":{lr.port}" if lr.port is not None else ""
+                status = "attaches" if lr.attaches else ("not selected" if not lr.selected else "refuses")
+                lines.append(f"    listener {lr.name} ({lr.protocol}{port} {host}) of {lr.owner}: {status}")
+                if lr.selected:
+                    lines.append(f"      namespaces: {_mark(lr.namespace_allowed)} - admits {lr.namespaces}")
+                    lines.append(f"      kinds: {_mark(lr.kind_allowed)} - accepts {', '.join(lr.kinds) or 'none'}")
+                    lines.append(f"      hostnames: {', '.join(lr.hostnames) or 'none intersect'}")
+                for why in lr.why_not:
+                    if not lr.selected or not why.startswith("not selected"):
+                        lines.append(f"      {why}")
+            if p.hostnames:
+                lines.append(f"    serves: {', '.join(p.hostnames)}")
+        for b in r.backends:
+            verdict = "ok" if b.permitted else "NOT PERMITTED"
+            lines.append(f"  backendRef {b.ref} ({b.field}): {verdict}: {b.message}")
+        lines.append("")
+    if not lines:
+        return "no routes found\n"
+    return "\n".join(lines)

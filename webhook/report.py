@@ -1,0 +1,236 @@
+"""Output formats of the offline commands: the ``check`` JSON document, text, and JUnit XML.
+
+The JSON document is a public interface (CI scripts parse it), so its shape is fixed by
+``CHECK_SCHEMA_VERSION`` and documented in ``docs/gitops.md``; a change that removes or
+renames a field bumps the version. JUnit XML follows the schema Jenkins, GitLab and
+GitHub test reporters read: ``testsuites > testsuite > testcase > failure|error|skipped``.
+
+Everything here is a pure function from results to text.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Literal, Mapping, Sequence
+
+from . import gatewayapi as gw
+from .decision import Mode
+from .offline import ObjectResult
+
+CHECK_SCHEMA_VERSION = 1
+Verdict = Literal["allow", "warn", "deny"]
+
+# Kinds the engine has rules for: validated Gateway API kinds and the mutated Service.
+GOVERNED_KINDS: frozenset[tuple[str, str]] = frozenset(
+    {(gw.GROUP, k) for k in gw.ROUTE_KINDS | {"Gateway", "ReferenceGrant"}} | {("", "Service")}
+)
+
+
+def group_of(obj: Mapping[str, Any]) -> str:
+    return str(obj.get("apiVersion") or "").rpartition("/")[0]
+
+
+def governed(result: ObjectResult) -> bool:
+    """Whether the engine has anything to say about this object's kind (or said something)."""
+    kind = (group_of(result.object), str(result.object.get("kind") or ""))
+    return kind in GOVERNED_KINDS or bool(result.violations or result.warnings or result.patch)
+
+
+def verdict(result: ObjectResult) -> Verdict:
+    if not result.allowed:
+        return "deny"
+    return "warn" if result.warnings else "allow"
+
+
+def failed(result: ObjectResult, *, warnings_as_errors: bool = False) -> bool:
+    """A denial fails a check; so does a warning when warnings count as errors."""
+    v = verdict(result)
+    return v == "deny" or (warnings_as_errors and v == "warn")
+
+
+# ----------------------------------------------------------------------------- JSON
+def result_to_dict(result: ObjectResult) -> dict[str, Any]:
+    meta = result.object.get("metadata") or {}
+    out: dict[str, Any] = {
+        "source": result.source,
+        "line": result.line,
+        "apiVersion": result.object.get("apiVersion", ""),
+        "kind": result.object.get("kind", ""),
+        "namespace": meta.get("namespace", ""),
+        "name": meta.get("name", ""),
+        "governed": governed(result),
+        "allowed": result.allowed,
+        "result": verdict(result),
+        "violations": [v.to_dict() for v in result.violations],
+        "warnings": list(result.warnings),
+        "patch": list(result.patch),
+    }
+    if result.validation.code != 200 and not result.violations:
+        out["error"] = {"code": result.validation.code, "reason": result.validation.reason,
+                        "message": result.validation.message}
+    return out
+
+
+def summary(results: Sequence[ObjectResult], *, warnings_as_errors: bool = False) -> dict[str, int]:
+    verdicts = Counter(verdict(r) for r in results)
+    return {
+        "objects": len(results),
+        "governed": sum(1 for r in results if governed(r)),
+        "notGoverned": sum(1 for r in results if not governed(r)),
+        "allowed": verdicts["allow"],
+        "warned": verdicts["warn"],
+        "denied": verdicts["deny"],
+        "patched": sum(1 for r in results if r.patch),
+        "failed": sum(1 for r in results if failed(r, warnings_as_errors=warnings_as_errors)),
+    }
+
+
+def check_json(results: Sequence[ObjectResult], *, warnings_as_errors: bool = False) -> str:
+    """The ``check --output json`` document: every object, governed or not."""
+    document = {
+        "schemaVersion": CHECK_SCHEMA_VERSION,
+        "kind": "CheckReport",
+        "warningsAsErrors": warnings_as_errors,
+        "summary": summary(results, warnings_as_errors=warnings_as_errors),
+        "results": [result_to_dict(r) for r in results],
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
+# ----------------------------------------------------------------------------- text
+def where(result: ObjectResult) -> str:
+    if result.line is None:
+        return result.source or "<unknown>"
+    return f"{result.source}:{result.line}"
+
+
+def describe(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    ns = meta.get("namespace")
+    return f"{obj.get('kind', '')} {ns}/{meta.get('name', '')}" if ns else f"{obj.get('kind', '')} {meta.get('name', '')}"
+
+
+_LABEL = {"allow": "ok", "warn": "WARN", "deny": "DENIED"}
+
+
+def result_text(result: ObjectResult) -> list[str]:
+    lines = [f"{where(result)}: {describe(result.object)}: {_LABEL[verdict(result)]}"]
+    for v in result.violations:
+        mode = "" if v.mode is Mode.ENFORCE else f", {v.mode.value} only"
+        at = f" at {v.field}" if v.field else ""
+        policy = f" (policy {v.policy}{mode})" if v.policy else (f" ({v.mode.value} only)" if mode else "")
+        lines.append(f"  {v.rule}{at}{policy}")
+        lines.append(f"    {v.reason}: {v.message}")
+        if v.fix:
+            lines.append(f"    fix: {v.fix}")
+    if result.validation.code != 200 and not result.violations:
+        lines.append(f"  {result.validation.reason}: {result.validation.message}")
+    violation_warnings = {f"{v.rule}: {v.render()}" for v in result.violations}
+    for warning in result.warnings:
+        if warning not in violation_warnings:
+            lines.append(f"  warning: {warning}")
+    if result.patch:
+        paths = ", ".join(f"{op.get('op')} {op.get('path')}" for op in result.patch)
+        lines.append(f"  would be patched: {paths}")
+    return lines
+
+
+def check_text(results: Sequence[ObjectResult], *, warnings_as_errors: bool = False) -> str:
+    """One line per governed object, with every finding under it, then the summary."""
+    lines: list[str] = []
+    for result in results:
+        if governed(result):
+            lines.extend(result_text(result))
+    s = summary(results, warnings_as_errors=warnings_as_errors)
+    lines.append(
+        f"{s['objects']} object(s): {s['allowed']} allowed, {s['warned']} with warnings, {s['denied']} denied, "
+        f"{s['patched']} would be patched, {s['notGoverned']} not governed"
+    )
+    if warnings_as_errors and s["warned"]:
+        lines.append("warnings count as errors (--warnings-as-errors)")
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- JUnit
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One JUnit testcase: passed unless it has a failure, an error or is skipped."""
+
+    name: str
+    classname: str
+    failure: tuple[str, str, str] | None = None  # (type, message, text)
+    error: tuple[str, str, str] | None = None
+    skipped: str | None = None
+    file: str = ""
+    line: int | None = None
+    output: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Suite:
+    name: str
+    cases: tuple[Case, ...] = field(default_factory=tuple)
+
+
+def junit_xml(suites: Iterable[Suite], *, name: str) -> str:
+    suites = list(suites)
+    root = ET.Element("testsuites", name=name)
+    totals = Counter[str]()
+    for suite in suites:
+        counts = Counter(
+            "failures" if c.failure else "errors" if c.error else "skipped" if c.skipped is not None else "passed"
+            for c in suite.cases
+        )
+        element = ET.SubElement(
+            root, "testsuite", name=suite.name, tests=str(len(suite.cases)), failures=str(counts["failures"]),
+            errors=str(counts["errors"]), skipped=str(counts["skipped"]), time="0",
+        )
+        for case in suite.cases:
+            attrs = {"name": case.name, "classname": case.classname, "time": "0"}
+            if case.file:
+                attrs["file"] = case.file
+            if case.line is not None:
+                attrs["line"] = str(case.line)
+            tc = ET.SubElement(element, "testcase", attrs)
+            for tag, value in (("failure", case.failure), ("error", case.error)):
+                if value is not None:
+                    kind, message, text = value
+                    ET.SubElement(tc, tag, type=kind, message=message).text = text
+            if case.skipped is not None:
+                ET.SubElement(tc, "skipped", message=case.skipped)
+            if case.output:
+                ET.SubElement(tc, "system-out").text = case.output
+        totals.update({"tests": len(suite.cases), **counts})
+    for key in ("tests", "failures", "errors", "skipped"):
+        root.set(key, str(totals[key]))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def check_cases(results: Sequence[ObjectResult], *, warnings_as_errors: bool = False) -> list[Suite]:
+    """One suite per source file, one testcase per object; denials are failures."""
+    by_file: dict[str, list[Case]] = {}
+    for result in results:
+        source = result.source or "<unknown>"
+        name = f"{result.object.get('kind', '')}/{'/'.join(filter(None, _ns_name(result.object)))}"
+        detail = "\n".join(result_text(result))
+        case = Case(name=name, classname=source, file=source, line=result.line)
+        if not governed(result):
+            case = Case(name, source, skipped="not governed by routewarden", file=source, line=result.line)
+        elif failed(result, warnings_as_errors=warnings_as_errors):
+            first = result.validation.denials[0] if result.validation.denials else None
+            kind = first.rule if first else ("warning" if result.allowed else result.validation.reason or "denied")
+            message = result.validation.message if not result.allowed else "; ".join(result.warnings)
+            case = Case(name, source, failure=(kind, message, detail), file=source, line=result.line)
+        elif result.warnings or result.patch:
+            case = Case(name, source, file=source, line=result.line, output=detail)
+        by_file.setdefault(source, []).append(case)
+    return [Suite(name, tuple(cases)) for name, cases in by_file.items()]
+
+
+def _ns_name(obj: Mapping[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
