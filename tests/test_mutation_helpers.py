@@ -1,0 +1,102 @@
+"""Shared builders for the mutation tests: reviews as kube-apiserver sends them, and the mutate loop."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonpatch
+import yaml
+
+from webhook.admission import AdmissionRequest, parse_review
+from webhook.decision import Decision
+from webhook.engine import decide
+from webhook.policy.loader import load_documents
+from webhook.policy.model import PolicySet
+from webhook.state.store import ClusterState
+
+REPO = Path(__file__).resolve().parents[1]
+REVIEWS = REPO / ".." / "shared" / "admission-reviews"
+GROUP = "gateway.networking.k8s.io"
+
+
+def captured(name: str) -> dict[str, Any]:
+    """A captured AdmissionReview (``<name>.mutate.json``), parsed."""
+    return json.loads((REVIEWS / f"{name}.mutate.json").read_text())
+
+
+def review(obj: dict[str, Any], *, operation: str = "CREATE", old: dict[str, Any] | None = None) -> AdmissionRequest:
+    """The mutating AdmissionReview kube-apiserver would send for ``obj``, parsed by the real parser."""
+    kind = obj["kind"]
+    group, _, version = obj["apiVersion"].rpartition("/")
+    plural = {"Service": "services", "Gateway": "gateways"}[kind]
+    gvk = {"group": group, "version": version, "kind": kind}
+    gvr = {"group": group, "version": version, "resource": plural}
+    options = "CreateOptions" if operation == "CREATE" else "UpdateOptions"
+    return parse_review(
+        {
+            "kind": "AdmissionReview",
+            "apiVersion": "admission.k8s.io/v1",
+            "request": {
+                "uid": "7d0c7f0e-0000-4000-8000-000000000001",
+                "kind": gvk, "resource": gvr, "requestKind": gvk, "requestResource": gvr,
+                "name": obj["metadata"]["name"], "namespace": obj["metadata"]["namespace"],
+                "operation": operation,
+                "userInfo": {"username": "system:serviceaccount:kube-system:controller", "groups": ["system:authenticated"]},
+                "object": obj, "oldObject": old, "dryRun": False,
+                "options": {"kind": options, "apiVersion": "meta.k8s.io/v1"},
+            },
+        }
+    )
+
+
+def policies(text: str) -> PolicySet:
+    """Policies from YAML text, through the real loader (schema and all)."""
+    return load_documents([("servicepolicy-test.yaml", text)])
+
+
+def mutate(request: AdmissionRequest, policy_set: PolicySet, state: ClusterState) -> tuple[Decision, dict[str, Any]]:
+    """The decision and the object as stored once its patch is applied."""
+    decision = decide(request, policy_set, state, webhook="mutate")
+    assert decision.allowed
+    obj = request.object or {}
+    return decision, jsonpatch.apply_patch(copy.deepcopy(obj), list(decision.patch)) if decision.patch else obj
+
+
+def gateway(name: str, namespace: str, *, class_name: str, hostnames: list[str | None], **extra: Any) -> dict[str, Any]:
+    """A Gateway as the cluster view holds it (CRD defaults applied), one listener per hostname."""
+    listeners = []
+    for i, hostname in enumerate(hostnames):
+        listener: dict[str, Any] = {
+            "name": f"https-{i}", "port": 443, "protocol": "HTTPS",
+            "allowedRoutes": {"namespaces": {"from": "Same"}},
+            "tls": {"mode": "Terminate", "certificateRefs": [{"group": "", "kind": "Secret", "name": f"tls-{i}"}]},
+        }
+        if hostname is not None:
+            listener["hostname"] = hostname
+        listeners.append(listener)
+    return {
+        "apiVersion": f"{GROUP}/v1", "kind": "Gateway",
+        "metadata": {"name": name, "namespace": namespace, "uid": "3f0b9a52-5d1e-4d43-9a57-0c3c2f6a1e11", **extra},
+        "spec": {"gatewayClassName": class_name, "listeners": listeners},
+    }
+
+
+def state_of(*objects: dict[str, Any]) -> ClusterState:
+    return ClusterState.from_objects([copy.deepcopy(o) for o in objects])
+
+
+def load_yaml(text: str) -> dict[str, Any]:
+    return yaml.safe_load(text)
+
+
+def test_a_built_review_parses_like_the_captured_one() -> None:
+    """The review builder yields the same request fields kube-apiserver sent for the generated Service."""
+    raw = captured("service-create-generated-loadbalancer")
+    built = review(raw["request"]["object"])
+    real = parse_review(raw)
+    assert (built.kind, built.operation, built.name, built.namespace, built.object) == (
+        real.kind, real.operation, real.name, real.namespace, real.object
+    )
