@@ -366,6 +366,17 @@ def test_cluster_cleanup_deletes_never_wait_for_validation(request_: Obj, expect
     assert matches("validate.routewarden.dev", request_) is expected
 
 
+def captured(webhook: str) -> list[str]:
+    index = json.loads((REVIEWS / "index.json").read_text())
+    return sorted(name for name, entry in index.items() if entry["webhook"] == webhook)
+
+
+@pytest.mark.parametrize("name", captured("validate"))
+def test_every_captured_request_evaluates_the_validating_conditions_without_error(name: str) -> None:
+    """On every real request the conditions evaluate to a boolean (an error would fail the write)."""
+    assert matches("validate.routewarden.dev", review(name)) is True
+
+
 # --------------------------------------------------------------------------- workload
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_the_deployment_is_highly_available(overlay: str) -> None:
