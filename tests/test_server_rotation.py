@@ -14,7 +14,7 @@ from conftest import review_body, start_https, trusting
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from webhook.certs import CertificateFiles, KeyPair, build_ca, build_serving_certificate
+from webhook.certs import CertificateFiles, KeyPair, build_ca, build_serving_certificate, not_after
 from webhook.runtime import Runtime
 
 JSON = {"Content-Type": "application/json"}
@@ -58,6 +58,13 @@ class Connection:
         head = (f"POST /validate?timeout=5s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {len(body)}\r\n\r\n")
         self.writer.write(head.encode() + body)
+        return json.loads(await self.response())
+
+    async def metrics(self) -> str:
+        self.writer.write(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nAccept: text/plain\r\n\r\n")
+        return (await self.response()).decode()
+
+    async def response(self) -> bytes:
         await self.writer.drain()
         status = await self.reader.readline()
         assert status.startswith(b"HTTP/1.1 200"), status
@@ -67,7 +74,7 @@ class Connection:
             if name.lower() == "content-length":
                 length = int(value)
             assert not (name.lower() == "connection" and "close" in value.lower())
-        return json.loads(await self.reader.readexactly(length))
+        return await self.reader.readexactly(length)
 
     async def close(self) -> None:
         self.writer.close()
@@ -104,4 +111,32 @@ async def test_a_rotated_certificate_is_served_to_new_connections_only(runtime: 
         assert kept.certificate == der(old.cert_pem)
     finally:
         await kept.close()
+        await runner.cleanup()
+
+
+async def test_the_served_certificate_expiry_is_exported_and_follows_rotation(runtime: Runtime, tmp_path: Path) -> None:
+    """/metrics shows the notAfter of the certificate being served, before and after a rotation."""
+    ca = build_ca()
+    old = build_serving_certificate(["localhost"], ["127.0.0.1"], ca, days=30)
+    new = build_serving_certificate(["localhost"], ["127.0.0.1"], ca, days=90)
+    mount_secret(tmp_path, old, ca, 1)
+    files = CertificateFiles(tmp_path)
+    server, runner = await start_https(runtime, files, certificate_interval=0.05)
+
+    async def exported() -> float:
+        connection = await Connection.open(server.port, trusting(files))
+        text = await connection.metrics()
+        await connection.close()
+        [line] = [ln for ln in text.splitlines() if ln.startswith("routewarden_certificate_expiry_timestamp_seconds ")]
+        return float(line.split()[1])
+
+    try:
+        assert await exported() == not_after(old.cert_pem).timestamp()
+        mount_secret(tmp_path, new, ca, 2)
+        for _ in range(100):
+            if await exported() == not_after(new.cert_pem).timestamp():
+                break
+            await asyncio.sleep(0.05)
+        assert await exported() == not_after(new.cert_pem).timestamp()
+    finally:
         await runner.cleanup()
