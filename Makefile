@@ -40,3 +40,13 @@ certs: $(STAMP)
 
 clean-certs:
 	rm -rf certs/dev
+
+# checkov, which tests/test_deploy.py runs over deploy/ and the Dockerfile, lives in its
+# own virtualenv because its pinned dependencies clash with ours (the test also creates
+# it when missing; keep the version range in step with CHECKOV there).
+.PHONY: tools
+tools: .venv-tools/bin/checkov
+
+.venv-tools/bin/checkov:
+	$(PYTHON) -m venv .venv-tools
+	.venv-tools/bin/python -m pip install --quiet 'checkov>=3.2,<4'
