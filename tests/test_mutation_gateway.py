@@ -31,7 +31,7 @@ SELECTOR = {"namespaces": {"from": "Selector", "selector": {"matchLabels": {"exp
 def test_the_captured_gateway_gets_the_issuer_and_only_its_defaulted_listener_changes() -> None:
     """gateway-create: https terminates TLS, so the issuer is added; the Selector listener keeps its own allowedRoutes."""
     request = parse_review(captured("gateway-create"))
-    decision, stored = mutate(request, policies(GATEWAY_POLICY), ClusterState())
+    _decision, stored = mutate(request, policies(GATEWAY_POLICY), ClusterState())
     assert stored["metadata"]["annotations"] == {"cert-manager.io/cluster-issuer": "letsencrypt"}
     http, https = stored["spec"]["listeners"]
     assert http["allowedRoutes"] == request.object["spec"]["listeners"][0]["allowedRoutes"]
@@ -109,7 +109,7 @@ def test_an_ambiguous_truncated_label_names_no_gateway() -> None:
     """Two long Gateways sharing the truncated prefix: routewarden does not pick one."""
     state = state_of(gateway(LONG + "-one", "echo", class_name="x", hostnames=["a.example.com"]),
                      gateway(LONG + "-two", "echo", class_name="x", hostnames=["b.example.com"]))
-    implementation, key, why = describe_service(generated({"gateway.networking.k8s.io/gateway-name": LONG[:63]}), state)
+    _implementation, key, why = describe_service(generated({"gateway.networking.k8s.io/gateway-name": LONG[:63]}), state)
     assert key is None and "several" in why
 
 

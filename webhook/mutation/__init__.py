@@ -8,7 +8,7 @@ operations.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from .. import gatewayapi as gw
 from ..admission import AdmissionRequest

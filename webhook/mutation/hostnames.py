@@ -21,7 +21,7 @@ of names changes.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from .. import gatewayapi as gw
 from ..state.store import ClusterState

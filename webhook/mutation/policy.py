@@ -20,8 +20,9 @@ then the external-dns settings.
 from __future__ import annotations
 
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from .. import gatewayapi as gw
 from ..policy.model import NamespaceSet
@@ -50,9 +51,7 @@ class PolicyMatch:
             return False
         if self.namespaces is not None and not self.namespaces.contains(gateway.namespace, namespace_labels):
             return False  # unknown labels (None) do not match: never mutate on a guess
-        if self.gateway_labels is not None and not self.gateway_labels.matches(gateway.meta.labels):
-            return False
-        return True
+        return not (self.gateway_labels is not None and not self.gateway_labels.matches(gateway.meta.labels))
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +99,7 @@ class ServicePolicy:
         return (self.priority, self.name)
 
     @classmethod
-    def from_document(cls, doc: Mapping[str, Any], *, source: str = "") -> "ServicePolicy":
+    def from_document(cls, doc: Mapping[str, Any], *, source: str = "") -> ServicePolicy:
         spec = doc.get("spec") or {}
         return cls(
             name=doc["metadata"]["name"],

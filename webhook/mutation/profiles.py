@@ -9,8 +9,8 @@ annotations in the policy).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 AWS_SCHEME = "service.beta.kubernetes.io/aws-load-balancer-scheme"
 AWS_NLB_CLASS = "service.k8s.aws/nlb"  # the AWS Load Balancer Controller's class

@@ -20,7 +20,8 @@ Rules that keep it safe to run on every CREATE and UPDATE:
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .. import gatewayapi as gw
 from ..admission import AdmissionRequest
@@ -112,7 +113,7 @@ def _apply_class(obj: dict[str, Any], desired: DesiredService, request: Admissio
         return []
     have = f"has loadBalancerClass {current!r}" if current is not None else "has no loadBalancerClass"
     return [
-        f"{where} {have} but policy {', '.join(desired.policies)} asks for {wanted!r}; the class is immutable "
+        (f"{where} {have} but policy {', '.join(desired.policies)} asks for {wanted!r}; the class is immutable "
         "once the Service exists, so routewarden sets it only at creation: delete the Service so that its "
-        "controller recreates it"
+        "controller recreates it")
     ]
