@@ -139,7 +139,7 @@ def listener_kind_ok(listener: gw.Listener, route: gw.Route) -> bool:
 
 # ----------------------------------------------------------------------------- parents
 _MESSAGES = {
-    None: "Accepted: at least one listener admits the route",
+    None: "at least one listener admits the route",
     "NoMatchingParent": "no listener matches the parentRef's sectionName/port",
     "NotAllowedByListeners": "no selected listener admits the route's namespace and kind",
     "NoMatchingListenerHostname": "no selected listener that admits the route serves one of its hostnames",
@@ -269,4 +269,4 @@ def render_text(reports: Iterable[RouteReport]) -> str:
         lines.append("")
     if not lines:
         return "no routes found\n"
-    return "\n".join(lines)
+    return "\n".join(lines).rstrip("\n") + "\n"
