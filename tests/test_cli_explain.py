@@ -1,0 +1,103 @@
+"""``routewarden explain`` as a subprocess, and :mod:`webhook.explain` directly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from webhook.explain import explain
+from webhook.state.manifests import load_manifests
+from webhook.state.store import ClusterState
+
+REPO = Path(__file__).resolve().parents[1]
+CLI = Path("tests/cli")
+
+
+def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "webhook", "explain", *args], cwd=REPO, input=stdin,
+                          capture_output=True, text=True, timeout=60)
+
+
+def routes(*paths: str) -> dict[str, dict]:
+    proc = run(*paths, "-o", "json")
+    assert proc.returncode in (0, 1), proc.stderr
+    document = json.loads(proc.stdout)
+    assert document["schemaVersion"] == 1
+    return {f"{r['namespace']}/{r['name']}": r for r in document["routes"]}
+
+
+def test_an_attached_route_names_its_listener_and_hostnames() -> None:
+    """A route that attaches: exit 0, the listener that takes it, the hostnames it serves."""
+    proc = run(str(CLI / "repo"), "-o", "json")
+    assert proc.returncode == 0, proc.stdout
+    [web] = json.loads(proc.stdout)["routes"]
+    assert web["attached"] and web["refsResolved"]
+    [parent] = web["parents"]
+    assert parent["reason"] == "Accepted" and parent["hostnames"] == ["web.apples.example.com"]
+    taken = [lr["name"] for lr in parent["listeners"] if lr["attaches"]]
+    skipped = [lr for lr in parent["listeners"] if not lr["selected"]]
+    assert taken == ["http"]
+    assert [lr["name"] for lr in skipped] == ["internal"] and "sectionName" in skipped[0]["why_not"][0]
+
+
+@pytest.mark.parametrize(
+    "route, reason, why",
+    [
+        ("cherries/outsider", "NotAllowedByListeners", "namespace cherries not admitted"),
+        ("apples/typo", "NoMatchingParent", "sectionName is 'htpp'"),
+        ("apples/elsewhere", "NoMatchingListenerHostname", "apples.example.org"),
+    ],
+)
+def test_a_detached_route_says_which_listener_refuses_it_and_why(route: str, reason: str, why: str) -> None:
+    """Each way of not attaching gives the Gateway API reason and a listener-level cause."""
+    report = routes(str(CLI / "repo"), str(CLI / "explain"))[route]
+    assert not report["attached"]
+    [parent] = report["parents"]
+    assert parent["reason"] == reason and parent["accepted"] is False
+    causes = [w for lr in parent["listeners"] for w in lr["why_not"]]
+    assert any(why in c for c in causes), causes
+
+
+def test_backend_refs_name_the_grant_that_permits_them_or_its_absence() -> None:
+    """A cross-namespace backendRef names its ReferenceGrant, or says none permits it."""
+    granted = routes(str(CLI / "repo"), str(CLI / "commit"))["apples/shop"]
+    [backend] = granted["backends"]
+    assert backend["cross_namespace"] and backend["permitted"]
+    assert backend["grant"] == "ReferenceGrant bananas/apples-to-checkout"
+    missing = routes(str(CLI / "repo"), str(CLI / "commit" / "route.yaml"))["apples/shop"]
+    assert not missing["backends"][0]["permitted"] and missing["backends"][0]["grant"] is None
+    assert not missing["refsResolved"]
+
+
+def test_text_output_answers_why_a_route_is_not_attached() -> None:
+    """The text report says NOT attached, the reason, and the refusing listener's rule."""
+    proc = run(str(CLI / "repo"), str(CLI / "explain"))
+    assert proc.returncode == 1
+    assert "HTTPRoute cherries/outsider (tests/cli/explain/routes.yaml:2): NOT attached" in proc.stdout
+    assert "NotAllowedByListeners" in proc.stdout
+    assert "admits namespaces labelled team (from: Selector)" in proc.stdout
+    assert "NOT PERMITTED: RefNotPermitted" in proc.stdout
+
+
+def test_explain_reads_stdin_and_reports_malformed_yaml_with_its_position() -> None:
+    """``-`` reads standard input; a YAML error exits 2 with line and column."""
+    text = (REPO / CLI / "repo/platform/gateway.yaml").read_text() + "---\n" + (
+        REPO / CLI / "repo/teams/apples/route.yaml").read_text()
+    assert run("-", stdin=text).returncode == 1  # namespaces not declared: the selector cannot be decided
+    assert run(str(CLI / "repo/platform"), "-", stdin=text).returncode == 0
+    bad = run(str(CLI / "malformed"))
+    assert bad.returncode == 2 and "bad.yaml:8:13" in bad.stderr
+
+
+def test_an_undeclared_namespace_leaves_the_answer_open_rather_than_guessing() -> None:
+    """Without the Namespace manifest a label selector cannot be evaluated: accepted is unknown."""
+    found = load_manifests([REPO / CLI / "repo/platform/gateway.yaml", REPO / CLI / "repo/teams/apples"])
+    state = ClusterState.from_objects(m.obj for m in found)
+    [report] = explain([(m.obj, m.path, m.line) for m in found], state)
+    assert report.parents[0].accepted is None
+    assert report.parents[0].listeners[0].namespace_allowed is None
+    assert "not declared" in report.parents[0].message
