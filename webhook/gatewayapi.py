@@ -19,6 +19,7 @@ Hostnames: a wildcard label ``*.`` is a suffix match on whole labels: the spec s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -75,6 +76,13 @@ def _opt_str(value: Any, where: str) -> str | None:
     return value
 
 
+def _str(value: Any, where: str) -> str:
+    """A list item that must be a string (``null`` is a wrong type there, not an omission)."""
+    if not isinstance(value, str):
+        raise MalformedObject(where, f"expected a string, got {type(value).__name__}")
+    return value
+
+
 def _opt_int(value: Any, where: str) -> int | None:
     if value is None:
         return None
@@ -114,6 +122,26 @@ class Meta:
 
 
 # --------------------------------------------------------------------------- label selectors
+# Label syntax as apimachinery validates it (validation.IsQualifiedName / IsValidLabelValue):
+# ``metav1.LabelSelectorAsSelector`` refuses a selector with a bad key or value, so such a
+# selector never selects anything and is reported as malformed rather than evaluated.
+_LABEL_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def _check_label_key(key: str, where: str) -> None:
+    prefix, _, name = key.rpartition("/")
+    if "/" in prefix or (key.count("/") == 1 and not (len(prefix) <= 253 and _DNS1123_SUBDOMAIN.fullmatch(prefix))):
+        raise MalformedObject(where, f"invalid label key {key!r}: bad prefix")
+    if not (len(name) <= 63 and _LABEL_NAME.fullmatch(name)):
+        raise MalformedObject(where, f"invalid label key {key!r}")
+
+
+def _check_label_value(value: str, where: str) -> None:
+    if value and not (len(value) <= 63 and _LABEL_NAME.fullmatch(value)):
+        raise MalformedObject(where, f"invalid label value {value!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class LabelSelector:
     """``metav1.LabelSelector`` with Kubernetes semantics (requirements are ANDed)."""
@@ -125,6 +153,9 @@ class LabelSelector:
     def from_dict(cls, value: Any, where: str = "selector") -> "LabelSelector":
         m = _map(value, where)
         labels = _str_map(m.get("matchLabels"), f"{where}.matchLabels")
+        for k, v in labels.items():
+            _check_label_key(k, f"{where}.matchLabels")
+            _check_label_value(v, f"{where}.matchLabels.{k}")
         exprs = []
         for i, e in enumerate(_list(m.get("matchExpressions"), f"{where}.matchExpressions")):
             at = f"{where}.matchExpressions[{i}]"
@@ -140,6 +171,9 @@ class LabelSelector:
                 raise MalformedObject(f"{at}.values", f"operator {op} takes no values")
             if op not in ("In", "NotIn", "Exists", "DoesNotExist"):
                 raise MalformedObject(f"{at}.operator", f"unknown operator {op!r}")
+            _check_label_key(key, f"{at}.key")
+            for v in values:
+                _check_label_value(v, f"{at}.values")
             exprs.append((key, op, frozenset(values)))
         return cls(tuple(sorted(labels.items())), tuple(exprs))
 
@@ -338,11 +372,11 @@ class Route:
     @classmethod
     def from_object(cls, obj: Mapping[str, Any], *, kind: str | None = None, namespace: str = "") -> "Route":
         """Parse any route kind in any served version (v1, v1beta1, v1alpha2, v1alpha3)."""
-        kind = kind or obj.get("kind") or ""
+        kind = kind or _opt_str(obj.get("kind"), "kind") or ""
         meta = Meta.from_object(obj, default_namespace=namespace)
         spec = _map(obj.get("spec"), "spec")
         hostnames = tuple(
-            normalize_hostname(_opt_str(h, f"spec.hostnames[{i}]") or "")
+            normalize_hostname(_str(h, f"spec.hostnames[{i}]"))
             for i, h in enumerate(_list(spec.get("hostnames"), "spec.hostnames"))
         )
         parents = tuple(
@@ -353,14 +387,20 @@ class Route:
 
 
 def _mirror_ref(filters: Any, *, namespace: str, where: str) -> Iterator[ObjectRef]:
+    """backendRefs inside filters: requestMirror and (experimental channel) externalAuth.
+
+    Both are BackendObjectReferences, and "All cross-namespace references in Gateway API
+    (with the exception of cross-namespace Gateway-route attachment) require a ReferenceGrant."
+    """
     for j, f in enumerate(_list(filters, where)):
         f = _map(f, f"{where}[{j}]")
-        mirror = f.get("requestMirror")
-        if mirror is not None:
-            at = f"{where}[{j}].requestMirror.backendRef"
-            ref = _map(mirror, f"{where}[{j}].requestMirror").get("backendRef")
-            if ref is not None:
-                yield parse_object_ref(ref, default_namespace=namespace, default_kind="Service", where=at)
+        for filter_field in ("requestMirror", "externalAuth"):
+            config = f.get(filter_field)
+            if config is not None:
+                at = f"{where}[{j}].{filter_field}.backendRef"
+                ref = _map(config, f"{where}[{j}].{filter_field}").get("backendRef")
+                if ref is not None:
+                    yield parse_object_ref(ref, default_namespace=namespace, default_kind="Service", where=at)
 
 
 def _route_backend_refs(spec: Mapping[str, Any], namespace: str) -> Iterator[ObjectRef]:
@@ -514,8 +554,8 @@ def _gateway_tls_refs(tls: Mapping[str, Any], namespace: str) -> Iterator[Object
     frontend = _map(tls.get("frontend"), "spec.tls.frontend")
     validations = [("spec.tls.frontend.default.validation", _map(frontend.get("default"), "spec.tls.frontend.default").get("validation"))]
     for i, per_port in enumerate(_list(frontend.get("perPort"), "spec.tls.frontend.perPort")):
-        at = f"spec.tls.frontend.perPort[{i}].tls.validation"
-        validations.append((at, _map(_map(per_port, at).get("tls"), at).get("validation")))
+        at = f"spec.tls.frontend.perPort[{i}]"
+        validations.append((f"{at}.tls.validation", _map(_map(per_port, at).get("tls"), f"{at}.tls").get("validation")))
     for where, validation in validations:
         refs = _map(validation, where).get("caCertificateRefs")
         for j, ref in enumerate(_list(refs, f"{where}.caCertificateRefs")):
@@ -531,6 +571,14 @@ def listenerset_parent(obj: Mapping[str, Any]) -> tuple[str, str] | None:
         ref = _map(_map(obj.get("spec"), "spec").get("parentRef"), "spec.parentRef")
         name = _opt_str(ref.get("name"), "spec.parentRef.name")
         if not name:
+            return None
+        # group and kind default to a Gateway, but the schema lets them name anything else;
+        # such a ListenerSet has no Gateway parent.
+        group = _opt_str(ref.get("group"), "spec.parentRef.group")
+        if (GROUP if group is None else group, _opt_str(ref.get("kind"), "spec.parentRef.kind") or "Gateway") != (
+            GROUP,
+            "Gateway",
+        ):
             return None
         return (_opt_str(ref.get("namespace"), "spec.parentRef.namespace") or meta.namespace, name)
     except MalformedObject:
