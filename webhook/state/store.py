@@ -104,6 +104,7 @@ class ClusterState:
         self._objects[kind] = {}
         for obj in objects:
             key = _key(obj)
+            self._unindex(kind, key)  # a key listed twice: the earlier copy must not stay indexed
             stored = slim(obj)
             self._objects[kind][key] = stored
             self._index(kind, key, stored)
@@ -158,7 +159,8 @@ class ClusterState:
                 for domain in _parent_domains(hostname):
                     self._routes_under_domain[domain].add(rkey)
             for ref in route.parent_refs:
-                self._routes_by_parent[ref.gateway_key].add(rkey)
+                if ref.is_gateway:  # a ListenerSet or Service parent may share a Gateway's name
+                    self._routes_by_parent[ref.gateway_key].add(rkey)
             for ns in {b.namespace for b in route.backend_refs if b.namespace != key[0]}:
                 self._routes_by_ref_namespace[ns].add(rkey)
         elif kind == "ReferenceGrant":
@@ -183,7 +185,8 @@ class ClusterState:
                     for domain in _parent_domains(hostname):
                         _discard(self._routes_under_domain, domain, rkey)
                 for ref in route.parent_refs:
-                    _discard(self._routes_by_parent, ref.gateway_key, rkey)
+                    if ref.is_gateway:
+                        _discard(self._routes_by_parent, ref.gateway_key, rkey)
                 for ns in {b.namespace for b in route.backend_refs if b.namespace != key[0]}:
                     _discard(self._routes_by_ref_namespace, ns, rkey)
         elif kind == "ReferenceGrant":
@@ -212,7 +215,8 @@ class ClusterState:
             return None
         labels = (ns.get("metadata") or {}).get("labels") or {}
         # The apiserver sets this label on every namespace (since 1.21); manifests may not.
-        return {"kubernetes.io/metadata.name": name, **labels}
+        # The apiserver also overwrites any other value a manifest gives it, so the name wins.
+        return {**labels, "kubernetes.io/metadata.name": name}
 
     def has_namespace(self, name: str) -> bool:
         return ("", name) in self._objects.get("Namespace", {})
