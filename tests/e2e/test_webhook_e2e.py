@@ -1,0 +1,199 @@
+"""routewarden registered with a real kube-apiserver: bad routes are refused at apply time.
+
+The test runs the real server (TLS with certificates from the project's own code, the
+informer watching the cluster) on 127.0.0.1, registers a ValidatingWebhookConfiguration
+pointing at it with ``url`` and ``caBundle`` (scoped by a namespaceSelector to the
+namespaces this run creates, so nothing else in the cluster is affected), and applies
+objects through the API server. This needs an API server that can reach 127.0.0.1 on
+this machine (one running here, as a local control plane does); when it cannot, the
+test skips and says so. Everything created is deleted in ``finally``: the webhook
+configuration first.
+
+Run with: ``KUBECONFIG=~/.kube/config pytest -m e2e tests/e2e``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from e2e_support import CONFIG, GATEWAY_GROUP, KINDS, Cluster, eventually
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+
+from webhook.certs import CertificateFiles, write_certificates
+from webhook.policy.loader import PolicyStore
+from webhook.runtime import Runtime
+from webhook.server import create_app, start
+from webhook.state.informer import run_informers
+from webhook.state.store import ClusterState
+from webhook.tls import CertificateReloader, server_context
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+# The address kube-apiserver dials; override when the API server reaches this machine elsewhere.
+HOST = os.environ.get("ROUTEWARDEN_E2E_WEBHOOK_HOST", "127.0.0.1")
+
+POLICY = """\
+apiVersion: routewarden.dev/v1alpha1
+kind: TenancyPolicy
+metadata: {{name: e2e-{run}}}
+spec:
+  match:
+    gateways: [{{namespace: {infra}, name: shared}}]
+  attachment: {{mirrorListeners: true}}
+  hostnames: {{required: true, unique: true}}
+  references: {{requireReferenceGrant: true}}
+"""
+
+
+def route(name: str, *, infra: str, hostnames: list[str], backends: list[dict[str, Any]] | None = None) -> dict:
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "parentRefs": [{"name": "shared", "namespace": infra}],
+            "hostnames": hostnames,
+            "rules": [{"backendRefs": backends or [{"name": "echo", "port": 8080}]}],
+        },
+    }
+
+
+def denial(exc: ApiException) -> dict[str, Any]:
+    """The Status body kube-apiserver returns for a webhook denial."""
+    try:
+        return json.loads(exc.body or "{}")
+    except ValueError:
+        return {"message": exc.body or ""}
+
+
+async def first_refusal(cluster: Cluster, namespace: str, obj: dict[str, Any]) -> ApiException:
+    """The API server's refusal of a dry-run create, waiting for it to load a new webhook configuration."""
+    for _ in range(30):
+        try:
+            await cluster.create("HTTPRoute", namespace, obj, dry_run=True)
+        except ApiException as exc:
+            if exc.status == 403 or "webhook" in (exc.body or ""):
+                return exc
+            raise  # not an admission answer: a real error of the API server
+        await asyncio.sleep(1)
+    pytest.fail("kube-apiserver admitted the route for 30 s: the webhook configuration was never consulted")
+
+
+@contextlib.asynccontextmanager
+async def routewarden(api_client: Any, policies: Path, certs: CertificateFiles):
+    """The production wiring on a free port: TLS, policies, and the informer on this cluster."""
+    state = ClusterState()
+    state.expect(k.kind for k in KINDS)
+    store = PolicyStore(policies)
+    assert store.reload(), store.errors
+    runtime = Runtime(policies=store, state=state, require_sync=True)
+
+    async def informer() -> None:
+        await run_informers(state, api_client=api_client, kinds=KINDS, config=CONFIG)
+
+    context = server_context(certs.cert, certs.key)
+    app = create_app(runtime, certificates=CertificateReloader(context, certs.cert, certs.key),
+                     policy_interval=None, informer=informer)
+    runner, port = await start(app, host=HOST, port=0, ssl_context=context, access_log=False)
+    try:
+        await eventually(lambda: runtime.readiness()[0], "routewarden ready (policies loaded, view synced)")
+        yield port, state
+    finally:
+        await runner.cleanup()
+
+
+async def test_the_api_server_refuses_bad_routes_with_gateway_api_reasons(api_client: Any, tmp_path: Path) -> None:
+    """Through kube-apiserver: NotAllowedByListeners, RefNotPermitted and a hostname hijack are
+    refused at apply time (dry-run too); good routes, and a route whose grant now exists, are created."""
+    cluster = Cluster(api_client)
+    admission = k8s.AdmissionregistrationV1Api(api_client)
+    run = uuid.uuid4().hex[:8]
+    infra, apples, bananas, cherries = (f"rw-e2e-{run}-{n}" for n in ("infra", "apples", "bananas", "cherries"))
+    webhook_name = f"routewarden-e2e-{run}"
+    certs = CertificateFiles(tmp_path / "certs")
+    write_certificates(certs.directory, hostnames=["localhost"], ips=[HOST])
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "tenancy.yaml").write_text(POLICY.format(run=run, infra=infra))
+    created: list[str] = []
+    try:
+        for ns, team in ((infra, None), (apples, "apples"), (bananas, "bananas"), (cherries, None)):
+            await cluster.namespace(ns, run)
+            created.append(ns)
+            if team:
+                await asyncio.to_thread(cluster.core.patch_namespace, ns, {"metadata": {"labels": {"team": team}}})
+        await cluster.create("Gateway", infra, {
+            "metadata": {"name": "shared"},
+            "spec": {"gatewayClassName": f"routewarden-e2e-{run}", "listeners": [{
+                "name": "http", "port": 80, "protocol": "HTTP", "hostname": "*.example.com",
+                "allowedRoutes": {"namespaces": {"from": "Selector", "selector": {
+                    "matchExpressions": [{"key": "team", "operator": "Exists"}]}}},
+            }]},
+        })
+        async with routewarden(api_client, tmp_path / "policies", certs) as (port, state):
+            await eventually(lambda: state.gateway(infra, "shared") is not None, "the Gateway in the view")
+            await asyncio.to_thread(admission.create_validating_webhook_configuration, {
+                "metadata": {"name": webhook_name},
+                "webhooks": [{
+                    "name": f"validate.{run}.e2e.routewarden.dev",
+                    "clientConfig": {"url": f"https://{HOST}:{port}/validate",
+                                     "caBundle": base64.b64encode(certs.ca_cert.read_bytes()).decode()},
+                    "rules": [{"apiGroups": [GATEWAY_GROUP], "apiVersions": ["*"],
+                               "operations": ["CREATE", "UPDATE", "DELETE"],
+                               "resources": ["httproutes", "gateways", "referencegrants"], "scope": "Namespaced"}],
+                    "namespaceSelector": {"matchLabels": {"routewarden.dev/e2e": run}},
+                    "matchPolicy": "Equivalent", "sideEffects": "None", "admissionReviewVersions": ["v1"],
+                    "failurePolicy": "Fail", "timeoutSeconds": 5,
+                }],
+            })
+
+            # A namespace the listener does not admit. The first call also proves the API
+            # server reaches the webhook; if it cannot, the rest cannot be tested here.
+            outsider = route("outsider", infra=infra, hostnames=[f"cherries-{run}.example.com"])
+            refused = await first_refusal(cluster, cherries, outsider)
+            body = denial(refused)
+            if "failed calling webhook" in body.get("message", ""):
+                pytest.skip(f"the API server cannot reach the webhook at {HOST}:{port}: {body['message']}")
+            assert refused.status == 403, body
+            assert body["reason"] == "NotAllowedByListeners" and "does not accept routes" in body["message"], body
+            with pytest.raises(ApiException) as real:
+                await cluster.create("HTTPRoute", cherries, outsider)
+            assert denial(real.value)["reason"] == "NotAllowedByListeners"
+
+            # A team route on the shared Gateway is created.
+            hostname = f"shop-{run}.example.com"
+            await cluster.create("HTTPRoute", apples, route("shop", infra=infra, hostnames=[hostname]))
+            await eventually(lambda: bool(state.routes_with_hostname(hostname)), "the route in the view")
+
+            # Another team claiming that hostname is refused, naming the owner.
+            with pytest.raises(ApiException) as hijack:
+                await cluster.create("HTTPRoute", bananas, route("hijack", infra=infra, hostnames=[hostname]))
+            assert denial(hijack.value)["reason"] == "HostnameConflict"
+            assert apples in denial(hijack.value)["message"]
+
+            # A cross-namespace backend without a grant is refused; with the grant it is created.
+            backends = [{"name": "echo", "namespace": bananas, "port": 8080}]
+            with pytest.raises(ApiException) as ungranted:
+                await cluster.create("HTTPRoute", apples, route(
+                    "cross", infra=infra, hostnames=[f"cross-{run}.example.com"], backends=backends))
+            assert denial(ungranted.value)["reason"] == "RefNotPermitted"
+            assert "ReferenceGrant" in denial(ungranted.value)["message"]
+            await cluster.create("ReferenceGrant", bananas, {
+                "metadata": {"name": "from-apples"},
+                "spec": {"from": [{"group": GATEWAY_GROUP, "kind": "HTTPRoute", "namespace": apples}],
+                         "to": [{"group": "", "kind": "Service", "name": "echo"}]},
+            })
+            await eventually(lambda: len(state.reference_grants(bananas)) == 1, "the grant in the view")
+            await cluster.create("HTTPRoute", apples, route(
+                "cross", infra=infra, hostnames=[f"cross-{run}.example.com"], backends=backends))
+    finally:
+        with contextlib.suppress(ApiException):
+            await asyncio.to_thread(admission.delete_validating_webhook_configuration, webhook_name)
+        for ns in created:
+            await cluster.delete_namespace(ns)
