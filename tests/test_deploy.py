@@ -25,6 +25,8 @@ from typing import Any
 import cel
 import kubernetes_validate
 import pytest
+
+from webhook.mutation import implementations
 import yaml
 
 from webhook.policy.loader import policy_files
@@ -341,6 +343,19 @@ GATEWAY_OWNER = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway"
 def test_only_services_generated_by_a_gateway_controller_reach_the_mutation(request_: Obj, expected: bool) -> None:
     """The Service matchConditions select generated LoadBalancer Services, on real and built requests."""
     assert matches("services.mutate.routewarden.dev", request_) is expected
+
+
+@pytest.mark.parametrize("label", sorted({
+    implementations.GATEWAY_NAME, implementations.CILIUM_OWNING_GATEWAY, implementations.ISTIO_MANAGED,
+    implementations.ISTIO_GATEWAY_NAME, implementations.ENVOY_GATEWAY_NAME, implementations.CONTOUR_OWNING_GATEWAY,
+    implementations.KGATEWAY,
+}))
+def test_every_label_the_mutation_recognises_passes_the_match_conditions(label: str) -> None:
+    """The webhook's matchConditions and the mutation's Service recognition cannot drift apart."""
+    value = "kube-gateway" if label == implementations.KGATEWAY else "gw"
+    labelled = service(labels={label: value})
+    assert implementations.implementation_of(labelled["object"]["metadata"]["labels"], []) is not None
+    assert matches("services.mutate.routewarden.dev", labelled)
 
 
 def as_user(request: Obj, username: str) -> Obj:
