@@ -25,10 +25,9 @@ from typing import Any
 import cel
 import kubernetes_validate
 import pytest
-
-from webhook.mutation import implementations
 import yaml
 
+from webhook.mutation import implementations
 from webhook.policy.loader import policy_files
 from webhook.state.kinds import GATEWAY_GROUP, WATCHED_KINDS
 
