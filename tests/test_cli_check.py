@@ -17,7 +17,7 @@ POLICIES = ["--policies", str(CLI / "policies")]
 
 def check(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "webhook", "check", *args], cwd=REPO, input=stdin,
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, check=False)
 
 
 def as_json(proc: subprocess.CompletedProcess[str]) -> dict:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, bootstrap
+from .audit import audit_hook
 from .certs import (
     KEY_TYPES,
     LOCAL_HOSTNAMES,
@@ -79,6 +80,9 @@ def configure_serve(parser: argparse.ArgumentParser) -> None:
                         help="seconds to finish in-flight reviews after SIGTERM (default: %(default)s)")
     parser.add_argument("--shutdown-delay", type=float, default=0.0,
                         help="seconds to keep serving, not ready, after SIGTERM before closing (default: 0)")
+    parser.add_argument("--audit-interval", type=float, default=300.0,
+                        help="seconds between audits of the cluster view against the policies (0: off; "
+                             "default: %(default)s)")
     parser.add_argument("--certificate-interval", type=float, default=10.0,
                         help="seconds between checks of the certificate files for rotation (default: %(default)s)")
     bootstrap.add_arguments(parser)
@@ -152,8 +156,10 @@ def run_serve(args: argparse.Namespace) -> int:
         sys.stderr.write(f"routewarden serve: cannot load the serving certificate from {cert_dir}: {exc}\n"
                          "(make one with `routewarden certs`, or use --dev)\n")
         return 2
+    audit = audit_hook(state, policies, telemetry, interval=args.audit_interval, api_client=kube_api_client(
+        kubeconfig=args.kubeconfig, in_cluster=args.in_cluster) if online else None)
     app = create_app(runtime, certificates=reloader,
-                     certificate_interval=args.certificate_interval, informer=informer)
+                     certificate_interval=args.certificate_interval, informer=informer, audit=audit)
 
     def started(port: int) -> None:
         if args.dev:

@@ -12,8 +12,9 @@ validating rules make, so ``explain`` and ``check`` cannot disagree. Pure: no I/
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from . import gatewayapi as gw
 from .state.store import ClusterState

@@ -79,6 +79,7 @@ def create_app(
     certificate_interval: float = 10.0,
     policy_interval: float | None = 5.0,
     informer: Background | None = None,
+    audit: Background | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
 ) -> web.Application:
     """The webhook application; the same factory serves production and the tests."""
@@ -107,6 +108,8 @@ def create_app(
         app.cleanup_ctx.append(_lifetime("policy-reload", lambda: watch(policy_interval)))
     if informer is not None:
         app.cleanup_ctx.append(_lifetime("informer", informer))
+    if audit is not None:
+        app.cleanup_ctx.append(_lifetime("audit", audit))
     return app
 
 

@@ -9,7 +9,8 @@ that cannot be read (the message names the file and the position).
 from __future__ import annotations
 
 import argparse
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from . import check, explain, testing
 

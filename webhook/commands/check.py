@@ -15,7 +15,16 @@ from pathlib import Path
 
 from .. import report
 from ..offline import evaluate_all
-from .inputs import EXIT_DENIED, EXIT_OK, OUTPUTS, InputError, add_input_arguments, fail, load_inputs, load_policies
+from .inputs import (
+    EXIT_DENIED,
+    EXIT_OK,
+    OUTPUTS,
+    InputError,
+    add_input_arguments,
+    fail,
+    load_inputs,
+    load_policies,
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

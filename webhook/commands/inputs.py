@@ -12,9 +12,10 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..offline import with_namespace
 from ..policy.loader import PolicyLoadError, load_paths
@@ -107,7 +108,7 @@ def list_cluster(*, kubeconfig: Path | None, timeout: float) -> ClusterState:
         from ..state.informer import run_informers
 
         api_client = config.new_client_from_config(config_file=str(kubeconfig) if kubeconfig else None)
-    except Exception as exc:  # noqa: BLE001 - any kubeconfig problem is a usage error here
+    except Exception as exc:
         raise InputError(f"--cluster: cannot load the kubeconfig: {exc}") from exc
     # The reflectors log retries at warning level; a CLI user needs only the outcome.
     logging.getLogger("routewarden.informer").setLevel(logging.ERROR)
