@@ -51,6 +51,17 @@ spec:
   attachment: {{mirrorListeners: true}}
   hostnames: {{required: true, unique: true}}
   references: {{requireReferenceGrant: true}}
+---
+apiVersion: routewarden.dev/v1alpha1
+kind: ServicePolicy
+metadata: {{name: e2e-{run}}}
+spec:
+  match:
+    gatewayClassNames: [routewarden-e2e-{run}]
+  service:
+    profiles: [aws-nlb-internal]
+    annotations: {{example.com/e2e-run: "{run}"}}
+    externalDNS: {{sources: [listeners]}}
 """
 
 
@@ -134,7 +145,7 @@ async def test_the_api_server_refuses_bad_routes_with_gateway_api_reasons(api_cl
                 "name": "http", "port": 80, "protocol": "HTTP", "hostname": "*.example.com",
                 "allowedRoutes": {"namespaces": {"from": "Selector", "selector": {
                     "matchExpressions": [{"key": "team", "operator": "Exists"}]}}},
-            }]},
+            }, {"name": "web", "port": 8080, "protocol": "HTTP", "hostname": f"web-{run}.example.com"}]},
         })
         async with routewarden(api_client, tmp_path / "policies", certs) as (port, state):
             await eventually(lambda: state.gateway(infra, "shared") is not None, "the Gateway in the view")
@@ -192,7 +203,41 @@ async def test_the_api_server_refuses_bad_routes_with_gateway_api_reasons(api_cl
             await eventually(lambda: len(state.reference_grants(bananas)) == 1, "the grant in the view")
             await cluster.create("HTTPRoute", apples, route(
                 "cross", infra=infra, hostnames=[f"cross-{run}.example.com"], backends=backends))
+
+            # The mutating webhook annotates a Service that looks generated for the Gateway.
+            await asyncio.to_thread(admission.create_mutating_webhook_configuration, {
+                "metadata": {"name": webhook_name},
+                "webhooks": [{
+                    "name": f"mutate.{run}.e2e.routewarden.dev",
+                    "clientConfig": {"url": f"https://{HOST}:{port}/mutate",
+                                     "caBundle": base64.b64encode(certs.ca_cert.read_bytes()).decode()},
+                    "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+                               "resources": ["services"], "scope": "Namespaced"}],
+                    "namespaceSelector": {"matchLabels": {"routewarden.dev/e2e": run}},
+                    "sideEffects": "None", "admissionReviewVersions": ["v1"], "failurePolicy": "Fail",
+                    "timeoutSeconds": 5, "reinvocationPolicy": "IfNeeded",
+                }],
+            })
+            service = {
+                "metadata": {"name": "cilium-gateway-shared", "labels": {
+                    "gateway.networking.k8s.io/gateway-name": "shared", "io.cilium.gateway/owning-gateway": "shared"}},
+                "spec": {"type": "LoadBalancer", "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]},
+            }
+            annotated: dict[str, Any] = {}
+            for _ in range(30):  # until the API server has loaded the new configuration
+                created_service = await asyncio.to_thread(cluster.core.create_namespaced_service, infra, service,
+                                                          dry_run="All")
+                annotated = created_service.metadata.annotations or {}
+                if annotated:
+                    break
+                await asyncio.sleep(1)
+            assert annotated.get("example.com/e2e-run") == run, annotated
+            assert annotated.get("service.beta.kubernetes.io/aws-load-balancer-scheme") == "internal"
+            assert annotated.get("external-dns.alpha.kubernetes.io/hostname") == f"*.example.com,web-{run}.example.com"
+            assert created_service.spec.load_balancer_class == "service.k8s.aws/nlb"
     finally:
+        with contextlib.suppress(ApiException):
+            await asyncio.to_thread(admission.delete_mutating_webhook_configuration, webhook_name)
         with contextlib.suppress(ApiException):
             await asyncio.to_thread(admission.delete_validating_webhook_configuration, webhook_name)
         for ns in created:
