@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = Path("tests/cli")
@@ -166,3 +167,41 @@ def test_junit_output_is_valid_for_junitparser(tmp_path: Path) -> None:
     assert sum(s.tests for s in suites) == 8
     assert sum(s.failures for s in suites) == 1
     assert sum(s.skipped for s in suites) == 4
+
+
+def test_cluster_mode_lays_the_manifests_over_the_live_objects(tmp_path: Path) -> None:
+    """--cluster lists the (fake) apiserver once: a live route's hostname is taken, a live grant counts."""
+    from kubeapi import FakeKubeAPI
+
+    api = FakeKubeAPI()
+    api.register_watched()
+    with api.in_thread():
+        for manifest in ("repo/platform/namespaces.yaml", "repo/platform/gateway.yaml", "commit/grant.yaml"):
+            for doc in yaml.safe_load_all((REPO / CLI / manifest).read_text()):
+                for obj in doc.get("items") or [doc]:
+                    api.create(obj["kind"], obj)
+        api.create("HTTPRoute", {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+                                 "metadata": {"name": "owner", "namespace": "bananas"},
+                                 "spec": {"parentRefs": [{"name": "shared", "namespace": "infra"}],
+                                          "hostnames": ["*.apples.example.com"]}})
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+            "clusters": [{"name": "fake", "cluster": {"server": api.url}}],
+            "users": [{"name": "fake", "user": {}}],
+            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
+        }))
+        proc = check(*POLICIES, "--cluster", "--kubeconfig", str(kubeconfig), str(CLI / "commit" / "route.yaml"),
+                     "-o", "json")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    [route] = as_json(proc)["results"]
+    rules = {v["rule"] for v in route["violations"]}
+    assert rules == {"hostnames/HostnameConflict"}  # the live grant in bananas permits the backend
+    assert "HTTPRoute bananas/owner" in route["violations"][0]["message"]
+
+
+def test_cluster_mode_without_a_reachable_cluster_is_a_usage_error(tmp_path: Path) -> None:
+    """An unusable kubeconfig exits 2 with a message, not a traceback."""
+    (tmp_path / "kubeconfig").write_text("not: [a kubeconfig")
+    proc = check(*POLICIES, "--cluster", "--kubeconfig", str(tmp_path / "kubeconfig"), str(CLI / "commit"))
+    assert proc.returncode == 2 and "--cluster" in proc.stderr and "Traceback" not in proc.stderr
