@@ -38,7 +38,16 @@ log = logging.getLogger("routewarden.server")
 MAX_BODY_BYTES = 8 * 1024 * 1024
 # Longer than the idle timeout of client-go's transport (90 s), so the apiserver, not we,
 # closes an idle connection: a server-side close racing a new request fails that call.
+# Since aiohttp 3.14.4 the same timer runs from the moment a connection is accepted, so it
+# also bounds a client that never sends (or never finishes) its request headers; no
+# shorter header timeout on purpose: Go may dial a connection and park it unused in its
+# idle pool, and closing it early would fail the request that later picks it up.
 KEEPALIVE_TIMEOUT = 120.0
+# Request line and each header at most 8 KiB, at most 64 headers: kube-apiserver sends
+# about ten short headers. Anything larger is refused with 400 before a handler runs.
+MAX_LINE_SIZE = 8190
+MAX_FIELD_SIZE = 8190
+MAX_HEADERS = 64
 
 Background = Callable[[], Awaitable[None]]
 
@@ -121,9 +130,11 @@ async def start(
     ssl_context: ssl.SSLContext | None,
     shutdown_timeout: float = 25.0,
     access_log: bool = True,
+    keepalive_timeout: float = KEEPALIVE_TIMEOUT,
 ) -> tuple[web.AppRunner, int]:
     """Start serving ``app``; returns the runner (``await runner.cleanup()`` stops) and the port."""
-    kwargs: dict[str, Any] = {"keepalive_timeout": KEEPALIVE_TIMEOUT}
+    kwargs: dict[str, Any] = {"keepalive_timeout": keepalive_timeout, "max_line_size": MAX_LINE_SIZE,
+                              "max_field_size": MAX_FIELD_SIZE, "max_headers": MAX_HEADERS}
     if not access_log:
         kwargs["access_log"] = None
     runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout, handle_signals=False, **kwargs)
