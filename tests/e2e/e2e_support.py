@@ -1,4 +1,5 @@
-"""Shared pieces of the end-to-end tests: a client for the cluster in KUBECONFIG (or a skip
+"""Shared pieces of the end-to-end tests (a module, not a conftest: tests/conftest.py is
+imported by name elsewhere, and two modules called conftest would clash): a client for the cluster in KUBECONFIG (or a skip
 saying why there is none), and blocking client calls run off the event loop."""
 
 from __future__ import annotations
@@ -50,6 +51,14 @@ def cluster_client() -> Any:
         except ApiException as exc:
             _skip(f"the Gateway API CRD {plural}.{GATEWAY_GROUP} is not readable (HTTP {exc.status})")
     return client
+
+
+@pytest.fixture(scope="module", name="api_client")
+def api_client_fixture() -> Any:
+    """The cluster in KUBECONFIG (import this fixture into an e2e module to use it)."""
+    client = cluster_client()
+    yield client
+    client.close()
 
 
 def served_version(client: Any, kind: str) -> str:

@@ -14,7 +14,13 @@ import uuid
 from typing import Any
 
 import pytest
-from e2e_support import GATEWAY_GROUP, Cluster, eventually, informing
+from e2e_support import (
+    GATEWAY_GROUP,
+    Cluster,
+    api_client_fixture,  # noqa: F401 - provides the api_client fixture
+    eventually,
+    informing,
+)
 
 from webhook.state.store import ClusterState
 

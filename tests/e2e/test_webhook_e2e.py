@@ -24,7 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import CONFIG, GATEWAY_GROUP, KINDS, Cluster, eventually
+from e2e_support import (
+    CONFIG,
+    GATEWAY_GROUP,
+    KINDS,
+    Cluster,
+    api_client_fixture,  # noqa: F401 - provides the api_client fixture
+    eventually,
+)
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
