@@ -137,13 +137,18 @@ def run_serve(args: argparse.Namespace) -> int:
     telemetry = Telemetry.setup()
     policies = PolicyStore(args.policies or DEV_POLICIES, on_reload=lambda ok: telemetry.policy_reloaded(ok=ok))
     policies.reload()
+    online = (args.kubeconfig is not None or args.in_cluster) and not args.dev
+    if online and args.state:
+        sys.stderr.write("routewarden serve: --state builds an offline cluster view; "
+                         "it cannot be combined with --kubeconfig or --in-cluster\n")
+        return 2
     state_paths = list(args.state) or ([DEV_STATE] if args.dev and DEV_STATE.is_dir() else [])
     try:
-        state = state_from_manifests(load_manifests(state_paths))
+        # Online the view starts empty and unsynced: readiness waits for the informer's lists.
+        state = ClusterState() if online else state_from_manifests(load_manifests(state_paths))
     except ManifestError as exc:
         sys.stderr.write(f"routewarden serve: {exc}\n")
         return 2
-    online = (args.kubeconfig is not None or args.in_cluster) and not args.dev
     informer = informer_hook(state, kubeconfig=args.kubeconfig, in_cluster=args.in_cluster) if online else None
     runtime = Runtime(policies=policies, state=state, telemetry=telemetry, require_sync=informer is not None)
     if args.self_managed_certs:  # issue or adopt the certificates in cert_dir before they are loaded
