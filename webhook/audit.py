@@ -37,6 +37,7 @@ from .decision import Mode, Violation
 from .logs import fields
 from .offline import evaluate
 from .policy.model import PolicySet
+from .rules.ownership import claim_order, overlapping_routes
 from .state.kinds import KINDS_BY_NAME
 from .state.store import ClusterState
 
@@ -100,32 +101,16 @@ def _with_type(obj: Mapping[str, Any], kind: str) -> dict[str, Any]:
     return {"apiVersion": api_version, "kind": kind, **obj}
 
 
-def _order(route: gw.Route) -> tuple[str, str, str, str]:
-    # RFC 3339 UTC timestamps sort as strings; the same order admission uses for owners.
-    return (route.meta.creation_timestamp or "~", route.namespace, route.kind, route.name)
-
-
-def _overlapping(state: ClusterState, hostname: str) -> Iterable[gw.Route]:
-    """Routes with a hostname equal to, a wildcard over, or (for a wildcard) under ``hostname``."""
-    yield from state.routes_with_hostname(hostname)
-    labels = hostname.split(".")
-    start = 1 if gw.is_wildcard(hostname) else 0
-    for i in range(start + 1, len(labels)):
-        yield from state.routes_with_hostname("*." + ".".join(labels[i:]))
-    if gw.is_wildcard(hostname):
-        yield from state.routes_under_domain(hostname[2:])
-
-
 def earlier_claimant(state: ClusterState, route: gw.Route, hostname: str) -> gw.Route | None:
     """The first route of another namespace, on a Gateway this route shares, to claim ``hostname``
     before it; None when this route is the first claimant."""
     parents = {ref.gateway_key for ref in route.parent_refs}
     rivals = [
-        other for other in _overlapping(state, hostname)
+        other for other in overlapping_routes(state, hostname)
         if other.namespace != route.namespace and parents.intersection(r.gateway_key for r in other.parent_refs)
-        and _order(other) < _order(route)
+        and claim_order(other) < claim_order(route)
     ]
-    return min(rivals, key=_order, default=None)
+    return min(rivals, key=claim_order, default=None)
 
 
 def _hostname_index(field: str) -> int | None:

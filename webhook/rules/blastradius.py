@@ -7,7 +7,7 @@ comparing what the routes in the cluster view get before and after the change.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from .. import gatewayapi as gw
 from ..decision import Violation
@@ -39,10 +39,10 @@ def gateway_change_keeps_routes(ctx: RuleContext, old: gw.Gateway, new: gw.Gatew
     detached: list[str] = []
     for route in ctx.state.routes_attached_to(old.namespace, old.name):
         for ref in route.parent_refs:
-            if ref.is_gateway and ref.gateway_key == old.key and _accepted(ctx, route, ref, old):
-                if not _accepted(ctx, route, ref, new):
-                    detached.append(route.describe())
-                    break
+            attached = ref.is_gateway and ref.gateway_key == old.key and _accepted(ctx, route, ref, old)
+            if attached and not _accepted(ctx, route, ref, new):
+                detached.append(route.describe())
+                break
     if detached:
         what = "deleting" if new is None else "this change to"
         yield ctx.violation(
@@ -66,7 +66,7 @@ def grant_change_keeps_references(
         for ref in route.backend_refs:
             if ref.namespace != namespace:
                 continue
-            args = dict(from_group=gw.GROUP, from_kind=route.kind, from_namespace=route.namespace, to=ref)
+            args = {"from_group": gw.GROUP, "from_kind": route.kind, "from_namespace": route.namespace, "to": ref}
             if gw.reference_permitted(before, **args) and not gw.reference_permitted(after, **args):
                 broken.append(f"{route.describe()} -> {ref.describe()}")
     if broken:

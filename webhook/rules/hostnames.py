@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from .. import gatewayapi as gw
 from ..decision import Violation
 from .attachment import parent_listeners
 from .context import RuleContext
+from .ownership import claim_order, overlapping_routes
 
 
 def _governed_gateways(ctx: RuleContext, route: gw.Route) -> list[gw.Gateway]:
@@ -54,23 +55,6 @@ def route_hostnames_are_allowed(ctx: RuleContext, route: gw.Route) -> Iterator[V
             )
 
 
-def _claimants(ctx: RuleContext, hostname: str) -> list[gw.Route]:
-    """Routes whose hostnames overlap ``hostname``: the same name, a wildcard over it, or names under it."""
-    found = list(ctx.state.routes_with_hostname(hostname))
-    labels = hostname.split(".")
-    start = 1 if gw.is_wildcard(hostname) else 0
-    for i in range(start + 1, len(labels)):
-        found.extend(ctx.state.routes_with_hostname("*." + ".".join(labels[i:])))
-    if gw.is_wildcard(hostname):
-        found.extend(ctx.state.routes_under_domain(hostname[2:]))
-    return found
-
-
-def _older(route: gw.Route) -> tuple[str, str, str, str]:
-    # RFC 3339 timestamps in UTC sort as strings; objects not created yet sort last.
-    return (route.meta.creation_timestamp or "~", route.namespace, route.kind, route.name)
-
-
 def route_hostnames_are_unclaimed(ctx: RuleContext, route: gw.Route, old: gw.Route | None) -> Iterator[Violation]:
     """A hostname belongs to the namespace that claimed it first, on the Gateways they share.
 
@@ -88,12 +72,12 @@ def route_hostnames_are_unclaimed(ctx: RuleContext, route: gw.Route, old: gw.Rou
             continue
         rivals = [
             other
-            for other in _claimants(ctx, hostname)
+            for other in overlapping_routes(ctx.state, hostname)
             if other.namespace != route.namespace and gateways.intersection(r.gateway_key for r in other.parent_refs)
         ]
         if not rivals:
             continue
-        owner = min(rivals, key=_older)
+        owner = min(rivals, key=claim_order)
         overlap = [h for h in owner.hostnames if gw.hostname_matches(h, hostname) or gw.hostname_matches(hostname, h)]
         yield ctx.violation(
             "hostnames/HostnameConflict",
