@@ -159,7 +159,7 @@ def parse_review(document: Any) -> AdmissionRequest:
     if kind != "AdmissionReview":
         raise ReviewError(400, f"kind must be AdmissionReview, not {kind!r}")
     api_version = document.get("apiVersion")
-    if api_version not in SUPPORTED_API_VERSIONS:
+    if not isinstance(api_version, str) or api_version not in SUPPORTED_API_VERSIONS:  # a list is unhashable
         raise ReviewError(
             400,
             f"unsupported apiVersion {api_version!r}: this webhook speaks {API_VERSION} "

@@ -21,7 +21,7 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import copy
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import jsonpatch
 
@@ -32,6 +32,8 @@ from .policy.model import PolicySet, TenancyPolicy
 from .rules import attachment, blastradius, gateways, hostnames, references
 from .rules.context import RuleContext
 from .state.store import ClusterState
+
+T = TypeVar("T")
 
 # Rules whose answer depends on the cluster view (degraded while it is stale).
 STATE_RULES = frozenset(
@@ -68,8 +70,33 @@ def decide(
     return _fold(violations, policies, state, now=now)
 
 
+def _once(parse: Callable[[], T]) -> Callable[[], T]:
+    """``parse()`` run on the first call only: every policy reads the same typed view of
+    the request, so a review is parsed once however many policies apply (and not at all
+    when every policy exempts the requester, as before)."""
+    box: list[T] = []
+
+    def get() -> T:
+        if not box:
+            box.append(parse())
+        return box[0]
+
+    return get
+
+
 def _validate(request: AdmissionRequest, policies: PolicySet, state: ClusterState) -> Iterator[Violation]:
     kind = request.kind.kind
+    namespace = request.namespace
+    route = _once(lambda: gw.Route.from_object(request.object or {}, kind=kind, namespace=namespace))
+    old_route = _once(lambda: gw.Route.from_object(request.old_object, kind=kind, namespace=namespace)
+                      if request.old_object else None)
+    gateway = _once(lambda: gw.Gateway.from_object(request.object, namespace=namespace)
+                    if request.operation in ("CREATE", "UPDATE") and request.object is not None else None)
+    old_gateway = _once(lambda: gw.Gateway.from_object(request.old_object, namespace=namespace)
+                        if request.operation in ("UPDATE", "DELETE") and request.old_object else None)
+    old_grant = _once(lambda: gw.ReferenceGrant.from_object(request.old_object or {}, namespace=namespace))
+    new_grant = _once(lambda: gw.ReferenceGrant.from_object(request.object, namespace=namespace)
+                      if request.operation == "UPDATE" and request.object is not None else None)
     for policy in policies.tenancy:
         if policy.exempt.covers(
             namespace=request.namespace, username=request.user.username, groups=request.user.groups
@@ -77,26 +104,15 @@ def _validate(request: AdmissionRequest, policies: PolicySet, state: ClusterStat
             continue
         ctx = RuleContext(request, policy, state)
         if kind in gw.ROUTE_KINDS and request.operation in ("CREATE", "UPDATE"):
-            yield from _route_rules(ctx, request, kind)
+            yield from _route_rules(ctx, route(), old_route())
         elif kind == "Gateway":
-            yield from _gateway_rules(ctx, request)
+            yield from _gateway_rules(ctx, gateway, old_gateway)
         elif kind == "ReferenceGrant" and request.operation in ("UPDATE", "DELETE"):
-            old = gw.ReferenceGrant.from_object(request.old_object or {}, namespace=request.namespace)
-            new = (
-                gw.ReferenceGrant.from_object(request.object, namespace=request.namespace)
-                if request.operation == "UPDATE" and request.object is not None
-                else None
-            )
-            yield from blastradius.grant_change_keeps_references(ctx, old, new)
+            old = old_grant()
+            yield from blastradius.grant_change_keeps_references(ctx, old, new_grant())
 
 
-def _route_rules(ctx: RuleContext, request: AdmissionRequest, kind: str) -> Iterator[Violation]:
-    route = gw.Route.from_object(request.object or {}, kind=kind, namespace=request.namespace)
-    old = (
-        gw.Route.from_object(request.old_object, kind=kind, namespace=request.namespace)
-        if request.old_object
-        else None
-    )
+def _route_rules(ctx: RuleContext, route: gw.Route, old: gw.Route | None) -> Iterator[Violation]:
     yield from attachment.route_attaches_to_listeners(ctx, route)
     yield from attachment.route_namespace_may_use_gateway(ctx, route)
     yield from hostnames.route_names_hostnames(ctx, route)
@@ -111,17 +127,15 @@ def _governs_ref(ctx: RuleContext, ref: gw.ParentRef) -> bool:
     return ctx.governs(gateway) if gateway is not None else ctx.may_govern(ref)
 
 
-def _gateway_rules(ctx: RuleContext, request: AdmissionRequest) -> Iterator[Violation]:
-    new = (
-        gw.Gateway.from_object(request.object, namespace=request.namespace)
-        if request.operation in ("CREATE", "UPDATE") and request.object is not None
-        else None
-    )
+def _gateway_rules(
+    ctx: RuleContext, gateway: Callable[[], gw.Gateway | None], old_gateway: Callable[[], gw.Gateway | None]
+) -> Iterator[Violation]:
+    new = gateway()
     if new is not None and ctx.governs(new):
         for rule in gateways.GATEWAY_RULES:
             yield from rule(ctx, new)
-    if request.operation in ("UPDATE", "DELETE") and request.old_object:
-        old = gw.Gateway.from_object(request.old_object, namespace=request.namespace)
+    old = old_gateway()
+    if old is not None:
         yield from blastradius.gateway_change_keeps_routes(ctx, old, new)
 
 
@@ -186,12 +200,14 @@ def mutate(request: AdmissionRequest, policies: PolicySet, state: ClusterState) 
     if not mutators:
         return allowed()
     original: dict[str, Any] = request.object
-    changed = copy.deepcopy(original)
     warnings: list[str] = []
     try:
+        changed = copy.deepcopy(original)
         for mutator in mutators:
             warnings.extend(mutator(changed, request=request, policies=policies, state=state))
+        patch = tuple(jsonpatch.make_patch(original, changed).patch)
     except gw.MalformedObject as exc:
         return allowed(warnings=(f"routewarden did not mutate this {request.kind.kind}: {exc}",))
-    patch = tuple(jsonpatch.make_patch(original, changed).patch)
+    except RecursionError:  # JSON nested deeper than Python's stack (the apiserver's decoder allows it)
+        return allowed(warnings=(f"routewarden did not mutate this {request.kind.kind}: it is nested too deeply",))
     return allowed(warnings=tuple(warnings), patch=patch)
