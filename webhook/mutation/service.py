@@ -107,8 +107,8 @@ def _apply_class(obj: dict[str, Any], desired: DesiredService, request: Admissio
     if request.operation == "CREATE":
         spec["loadBalancerClass"] = wanted
         return []
-    old = (request.old_object or {}).get("spec") or {}
-    if current is None and old.get("loadBalancerClass") == wanted:
+    old = (request.old_object or {}).get("spec")
+    if current is None and isinstance(old, dict) and old.get("loadBalancerClass") == wanted:
         spec["loadBalancerClass"] = wanted  # keep the stored, immutable value (see the module docstring)
         return []
     have = f"has loadBalancerClass {current!r}" if current is not None else "has no loadBalancerClass"
