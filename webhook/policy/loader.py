@@ -120,7 +120,7 @@ def check_document(doc: Any, *, file: str, index: int) -> list[PolicyError]:
     kind = doc.get("kind")
     if doc.get("apiVersion") != API_VERSION:
         return [PolicyError(file, f"apiVersion must be {API_VERSION}, not {doc.get('apiVersion')!r}", index, "apiVersion")]
-    if kind not in SCHEMAS:
+    if not isinstance(kind, str) or kind not in SCHEMAS:  # a list or mapping is unhashable
         return [PolicyError(file, f"unknown kind {kind!r}; expected one of {sorted(SCHEMAS)}", index, "kind")]
     errors = [
         PolicyError(file, e.message, index, _field_path(e.absolute_path) or "<document>")
