@@ -27,6 +27,7 @@ from jsonschema import Draft202012Validator
 
 from ..decision import Mode
 from ..gatewayapi import MalformedObject
+from ..logs import fields
 from .model import RULES, PolicySet, TenancyPolicy
 
 log = logging.getLogger("routewarden.policy")
@@ -239,7 +240,7 @@ class PolicyStore:
         except PolicyLoadError as exc:
             self.errors = exc.errors
             for error in exc.errors:
-                log.error("policy rejected", extra={"error": str(error)})
+                log.error("policy rejected", extra=fields(error=str(error)))
             log.error(
                 "policy reload failed; %s", "keeping the last good policy set" if self.loaded else "no policy set loaded yet"
             )
@@ -253,7 +254,7 @@ class PolicyStore:
             log.warning("policy warning: %s", warning)
         log.info(
             "policies loaded",
-            extra={"tenancy": [p.name for p in policies.tenancy], "services": [p.name for p in policies.services]},
+            extra=fields(tenancy=[p.name for p in policies.tenancy], services=[p.name for p in policies.services]),
         )
         if self.on_reload:
             self.on_reload(True)
