@@ -21,7 +21,8 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import jsonpatch
 
@@ -97,12 +98,13 @@ def _validate(request: AdmissionRequest, policies: PolicySet, state: ClusterStat
     old_grant = _once(lambda: gw.ReferenceGrant.from_object(request.old_object or {}, namespace=namespace))
     new_grant = _once(lambda: gw.ReferenceGrant.from_object(request.object, namespace=namespace)
                       if request.operation == "UPDATE" and request.object is not None else None)
+    memo: dict[Any, Any] = {}
     for policy in policies.tenancy:
         if policy.exempt.covers(
             namespace=request.namespace, username=request.user.username, groups=request.user.groups
         ):
             continue
-        ctx = RuleContext(request, policy, state)
+        ctx = RuleContext(request, policy, state, memo)
         if kind in gw.ROUTE_KINDS and request.operation in ("CREATE", "UPDATE"):
             yield from _route_rules(ctx, route(), old_route())
         elif kind == "Gateway":

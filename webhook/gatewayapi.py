@@ -43,6 +43,12 @@ DEFAULT_KINDS_BY_PROTOCOL: Mapping[str, frozenset[str]] = {
 }
 
 
+# The same as (group, kind) pairs, built once (a listener is asked on every attachment check).
+_DEFAULT_ACCEPTED_KINDS: Mapping[str, frozenset[tuple[str, str]]] = {
+    protocol: frozenset((GROUP, k) for k in kinds) for protocol, kinds in DEFAULT_KINDS_BY_PROTOCOL.items()
+}
+
+
 class MalformedObject(ValueError):
     """A field does not have the type the API defines (only possible before schema validation)."""
 
@@ -224,10 +230,14 @@ def hostname_matches(pattern: str, hostname: str) -> bool:
     ``*.example.com`` covers ``a.example.com``, ``a.b.example.com`` and
     ``*.a.example.com``, but not ``example.com``. A plain pattern covers only itself.
     """
-    pattern, hostname = normalize_hostname(pattern), normalize_hostname(hostname)
+    return _covers(normalize_hostname(pattern), normalize_hostname(hostname))
+
+
+def _covers(pattern: str, hostname: str) -> bool:
+    """:func:`hostname_matches` for names normalized already."""
     if pattern == hostname:
         return True
-    if is_wildcard(pattern):
+    if pattern.startswith("*."):
         suffix = pattern[1:]  # ".example.com"
         return hostname.endswith(suffix) and len(hostname) > len(suffix)
     return False
@@ -239,12 +249,14 @@ def intersect_hostname(listener: str | None, route: str) -> str | None:
     A route wildcard over a more specific listener hostname yields the listener's
     hostname (``*.example.com`` on listener ``foo.example.com`` serves ``foo.example.com``).
     """
+    route = normalize_hostname(route)
     if listener is None:
-        return normalize_hostname(route)
-    if hostname_matches(listener, route):
-        return normalize_hostname(route)
-    if hostname_matches(route, listener):
-        return normalize_hostname(listener)
+        return route
+    listener = normalize_hostname(listener)
+    if _covers(listener, route):
+        return route
+    if _covers(route, listener):
+        return listener
     return None
 
 
@@ -311,19 +323,29 @@ class ObjectRef:
         return f"{kind} {self.namespace}/{self.name}"
 
 
+def _field_str(m: Mapping[str, Any], key: str, where: str) -> str | None:
+    """``m[key]`` as an optional string. The error's path ``where.key`` is built only for
+    an error: references are parsed on every review, and their paths are rarely needed."""
+    value = m.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    return _opt_str(value, f"{where}.{key}")
+
+
 def parse_parent_ref(value: Any, *, route_namespace: str, where: str) -> ParentRef:
-    m = _map(value, where)
-    name = _opt_str(m.get("name"), f"{where}.name")
+    m = value if isinstance(value, dict) else _map(value, where)
+    name = _field_str(m, "name", where)
     if not name:
         raise MalformedObject(f"{where}.name", "is required")
-    group = _opt_str(m.get("group"), f"{where}.group")
+    group = _field_str(m, "group", where)
+    port = m.get("port")
     return ParentRef(
         group=GROUP if group is None else group,
-        kind=_opt_str(m.get("kind"), f"{where}.kind") or "Gateway",
-        namespace=_opt_str(m.get("namespace"), f"{where}.namespace") or route_namespace,
+        kind=_field_str(m, "kind", where) or "Gateway",
+        namespace=_field_str(m, "namespace", where) or route_namespace,
         name=name,
-        section_name=_opt_str(m.get("sectionName"), f"{where}.sectionName") or None,
-        port=_opt_int(m.get("port"), f"{where}.port"),
+        section_name=_field_str(m, "sectionName", where) or None,
+        port=None if port is None else _opt_int(port, f"{where}.port"),
         field=where,
     )
 
@@ -331,15 +353,15 @@ def parse_parent_ref(value: Any, *, route_namespace: str, where: str) -> ParentR
 def parse_object_ref(
     value: Any, *, default_namespace: str, default_kind: str, default_group: str = CORE_GROUP, where: str
 ) -> ObjectRef:
-    m = _map(value, where)
-    name = _opt_str(m.get("name"), f"{where}.name")
+    m = value if isinstance(value, dict) else _map(value, where)
+    name = _field_str(m, "name", where)
     if not name:
         raise MalformedObject(f"{where}.name", "is required")
-    group = _opt_str(m.get("group"), f"{where}.group")
+    group = _field_str(m, "group", where)
     return ObjectRef(
         group=default_group if group is None else group,
-        kind=_opt_str(m.get("kind"), f"{where}.kind") or default_kind,
-        namespace=_opt_str(m.get("namespace"), f"{where}.namespace") or default_namespace,
+        kind=_field_str(m, "kind", where) or default_kind,
+        namespace=_field_str(m, "namespace", where) or default_namespace,
         name=name,
         field=where,
     )
@@ -392,8 +414,8 @@ def _mirror_ref(filters: Any, *, namespace: str, where: str) -> Iterator[ObjectR
     Both are BackendObjectReferences, and "All cross-namespace references in Gateway API
     (with the exception of cross-namespace Gateway-route attachment) require a ReferenceGrant."
     """
-    for j, f in enumerate(_list(filters, where)):
-        f = _map(f, f"{where}[{j}]")
+    for j, f in enumerate(filters if isinstance(filters, list) else _list(filters, where)):
+        f = f if isinstance(f, dict) else _map(f, f"{where}[{j}]")
         for filter_field in ("requestMirror", "externalAuth"):
             config = f.get(filter_field)
             if config is not None:
@@ -404,13 +426,21 @@ def _mirror_ref(filters: Any, *, namespace: str, where: str) -> Iterator[ObjectR
 
 
 def _route_backend_refs(spec: Mapping[str, Any], namespace: str) -> Iterator[ObjectRef]:
+    # Paths of the parts that are well formed are only built when they are kept (a ref's
+    # field) or reported (an error): this runs on every route review.
     for i, rule in enumerate(_list(spec.get("rules"), "spec.rules")):
-        rule = _map(rule, f"spec.rules[{i}]")
-        for k, ref in enumerate(_list(rule.get("backendRefs"), f"spec.rules[{i}].backendRefs")):
-            at = f"spec.rules[{i}].backendRefs[{k}]"
-            yield parse_object_ref(ref, default_namespace=namespace, default_kind="Service", where=at)
-            yield from _mirror_ref(_map(ref, at).get("filters"), namespace=namespace, where=f"{at}.filters")
-        yield from _mirror_ref(rule.get("filters"), namespace=namespace, where=f"spec.rules[{i}].filters")
+        rule = rule if isinstance(rule, dict) else _map(rule, f"spec.rules[{i}]")
+        refs = rule.get("backendRefs")
+        if refs is not None:
+            for k, ref in enumerate(refs if isinstance(refs, list) else _list(refs, f"spec.rules[{i}].backendRefs")):
+                at = f"spec.rules[{i}].backendRefs[{k}]"
+                yield parse_object_ref(ref, default_namespace=namespace, default_kind="Service", where=at)
+                filters = _map(ref, at).get("filters")
+                if filters is not None:
+                    yield from _mirror_ref(filters, namespace=namespace, where=f"{at}.filters")
+        filters = rule.get("filters")
+        if filters is not None:
+            yield from _mirror_ref(filters, namespace=namespace, where=f"spec.rules[{i}].filters")
 
 
 # --------------------------------------------------------------------------- gateways
@@ -432,7 +462,7 @@ class Listener:
     def accepted_kinds(self) -> frozenset[tuple[str, str]]:
         if self.allowed_kinds:
             return frozenset(self.allowed_kinds)
-        return frozenset((GROUP, k) for k in DEFAULT_KINDS_BY_PROTOCOL.get(self.protocol, ()))
+        return _DEFAULT_ACCEPTED_KINDS.get(self.protocol, frozenset())
 
     def describe(self) -> str:
         text = f"listener {self.name!r} ({self.protocol}"

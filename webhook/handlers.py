@@ -145,8 +145,12 @@ async def read_review(request: web.Request, deadline: Deadline) -> AdmissionRequ
     if request.content_length is not None and request.content_length > limit:
         raise ReviewError(413, f"body of {request.content_length} bytes exceeds the limit of {limit} bytes")
     loop = asyncio.get_running_loop()
+    remaining = deadline.remaining(loop.time())
     try:
-        body = await asyncio.wait_for(request.read(), timeout=max(deadline.remaining(loop.time()), 0.0))
+        if remaining > 0 and request.content.is_eof():
+            body = await request.read()  # all received already: nothing to wait for, no timer
+        else:
+            body = await asyncio.wait_for(request.read(), timeout=max(remaining, 0.0))
     except web.HTTPRequestEntityTooLarge:
         raise ReviewError(413, f"body exceeds the limit of {limit} bytes") from None
     except TimeoutError:

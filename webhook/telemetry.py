@@ -274,6 +274,7 @@ class Telemetry:
         self.service_name = service_name
         self.registry = registry if registry is not None else CollectorRegistry()
         self._metrics = _Metrics(self.registry)
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._cache = _CacheCollector()
         self.registry.register(self._cache)
         self._provider = tracer_provider
@@ -356,10 +357,13 @@ class Telemetry:
         started = time.perf_counter()
         parent = self._propagator.extract(headers) if headers is not None and self.tracing else None
         recorder = AdmissionRecorder(webhook=webhook, request=request, request_id=request_id)
-        with self._tracer.start_as_current_span(
+        # Without a provider the no-op tracer's span would only be made current and dropped:
+        # skip it (entering and leaving the context cost more than the rest of the metrics).
+        span_context = self._tracer.start_as_current_span(
             f"admission.{webhook}", context=parent, kind=SpanKind.SERVER,
             record_exception=False, set_status_on_exception=False,
-        ) as span:
+        ) if self.tracing else contextlib.nullcontext(trace.INVALID_SPAN)
+        with span_context as span:
             error: str | None = None
             try:
                 yield recorder
@@ -376,16 +380,19 @@ class Telemetry:
         label: DecisionLabel = "error" if decision is None else decision_label(decision)
         req = _request_fields(rec.request)
         m = self._metrics
-        m.requests.labels(webhook=rec.webhook, kind=req["kind"], operation=req["operation"],
-                          decision=label, dry_run=str(req["dry_run"]).lower()).inc()
-        m.duration.labels(webhook=rec.webhook, kind=req["kind"]).observe(seconds)
-        rules: list[str] = []
+        self._series(m.requests, rec.webhook, req["kind"], req["operation"], label,
+                     str(req["dry_run"]).lower()).inc()
+        self._series(m.duration, rec.webhook, req["kind"]).observe(seconds)
         if decision is not None:
             for violation in decision.violations:
                 m.violations.labels(rule=violation.rule, mode=str(violation.mode)).inc()
             if decision.allowed and decision.patch:
                 m.patches.labels(kind=req["kind"]).inc()
-            rules = list(decision.rules)
+        recording = span.is_recording()
+        level = self._level(decision)
+        if not recording and not decision_log.isEnabledFor(level):
+            return  # an allowed review at INFO: metrics only, no line to build
+        rules = list(decision.rules) if decision is not None else []
         line = {
             "webhook": rec.webhook, **req, "decision": label, "rules": rules,
             "warnings": len(decision.warnings) if decision else 0,
@@ -398,10 +405,19 @@ class Telemetry:
             line["reason"] = decision.reason
         if error:
             line["error"] = error
-        if span.is_recording():
+        if recording:
             self._annotate(span, line, error=error)
             line["trace_id"] = format(span.get_span_context().trace_id, "032x")
-        self._log(line, decision)
+        self._log(line, level)
+
+    def _series(self, metric: Counter | Histogram, *values: str) -> Any:
+        """``metric.labels(*values)``, remembered: these series are never removed, and the
+        lookup with prometheus-client's validation is a measurable part of a review."""
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     @staticmethod
     def _annotate(span: trace.Span, line: Mapping[str, Any], *, error: str | None) -> None:
@@ -425,13 +441,15 @@ class Telemetry:
             span.set_status(Status(StatusCode.ERROR, error))
 
     @staticmethod
-    def _log(line: dict[str, Any], decision: Decision | None) -> None:
+    def _level(decision: Decision | None) -> int:
         if decision is None:
-            level = logging.ERROR
-        elif not decision.allowed or decision.violations or decision.warnings:
-            level = logging.INFO
-        else:
-            level = logging.DEBUG
+            return logging.ERROR
+        if not decision.allowed or decision.violations or decision.warnings:
+            return logging.INFO
+        return logging.DEBUG
+
+    @staticmethod
+    def _log(line: dict[str, Any], level: int) -> None:
         if not decision_log.isEnabledFor(level):
             return
         where = f"{line['namespace']}/{line['name']}" if line["namespace"] else line["name"]

@@ -58,8 +58,7 @@ def route_attaches_to_listeners(ctx: RuleContext, route: gw.Route) -> Iterator[V
             continue
         if not ctx.governs(gateway) or not ctx.policy.mirror_listeners:
             continue
-        labels = ctx.labels(route.namespace)
-        attachment = gw.evaluate_attachment(route, ref, listeners, owner_namespace=owner_ns, namespace_labels=labels)
+        attachment = ctx.attachment(route, ref, listeners, owner_namespace=owner_ns)
         if attachment.reason is None:
             if attachment.unknown_namespace and not any(v.accepts for v in attachment.verdicts):
                 yield ctx.violation(

@@ -12,11 +12,17 @@ from .ownership import claim_order, overlapping_routes
 
 
 def _governed_gateways(ctx: RuleContext, route: gw.Route) -> list[gw.Gateway]:
+    """The Gateways the route names that the policy governs (three rules ask; found once)."""
+    key = ("governed", id(ctx.policy), id(route))
+    found = ctx.memo.get(key)
+    if found is not None:
+        return found
     out: list[gw.Gateway] = []
     for ref in route.parent_refs:
         gateway, _, _ = parent_listeners(ctx, ref)
         if gateway is not None and ctx.governs(gateway) and gateway not in out:
             out.append(gateway)
+    ctx.memo[key] = out
     return out
 
 

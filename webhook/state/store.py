@@ -68,6 +68,8 @@ class ClusterState:
         self._routes_by_ref_namespace: dict[str, set[tuple[str, str, str]]] = defaultdict(set)
         # domain suffix -> routes with a hostname strictly under it (wildcard ownership checks)
         self._routes_under_domain: dict[str, set[tuple[str, str, str]]] = defaultdict(set)
+        # namespace -> labels as namespace_labels() answers them; dropped when the Namespace changes
+        self._namespace_labels: dict[str, dict[str, str]] = {}
         self.offline = False
         self.rejected: dict[tuple[str, str, str], str] = {}
         self._synced: set[str] = set()
@@ -137,6 +139,8 @@ class ClusterState:
     def _index(self, kind: str, key: Key, obj: dict[str, Any]) -> None:
         """Index one stored object. One the API would never serve (wrong field types) is
         kept but left out of the indexes, so one bad object cannot break a whole relist."""
+        if kind == "Namespace":
+            self._namespace_labels.pop(key[1], None)
         try:
             self._index_views(kind, key, obj)
         except gw.MalformedObject as exc:
@@ -171,6 +175,8 @@ class ClusterState:
                 self._listenersets_by_parent[parent].add(key)
 
     def _unindex(self, kind: str, key: Key) -> None:
+        if kind == "Namespace":
+            self._namespace_labels.pop(key[1], None)
         old = self._objects.get(kind, {}).get(key)
         if old is None:
             return
