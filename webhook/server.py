@@ -157,10 +157,14 @@ async def stop(app: web.Application, runner: web.AppRunner, *, timeout: float, d
         await asyncio.sleep(delay)
     for site in runner.sites:
         await site.stop()
+    # A request already read but not yet handed to its handler is not ``busy`` yet: let it
+    # start (as aiohttp's own cleanup does), and close the rest gracefully: close() ends an
+    # idle connection now but one with a request queued only after answering it.
+    await asyncio.sleep(0)
     if runner.server is not None:
         for connection in runner.server.connections:
             if connection not in lifecycle.busy:
-                connection.force_close()  # idle: what aiohttp's own keep-alive timeout does
+                connection.close()
     if lifecycle.busy:
         try:
             await asyncio.wait_for(lifecycle.drained.wait(), timeout)
