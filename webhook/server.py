@@ -158,13 +158,12 @@ async def stop(app: web.Application, runner: web.AppRunner, *, timeout: float, d
     for site in runner.sites:
         await site.stop()
     # A request already read but not yet handed to its handler is not ``busy`` yet: let it
-    # start (as aiohttp's own cleanup does), and close the rest gracefully: close() ends an
-    # idle connection now but one with a request queued only after answering it.
+    # start before idle connections are closed (aiohttp's own cleanup yields here too).
     await asyncio.sleep(0)
     if runner.server is not None:
         for connection in runner.server.connections:
             if connection not in lifecycle.busy:
-                connection.close()
+                connection.force_close()  # idle: what aiohttp's own keep-alive timeout does
     if lifecycle.busy:
         try:
             await asyncio.wait_for(lifecycle.drained.wait(), timeout)
