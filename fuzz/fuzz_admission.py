@@ -72,7 +72,7 @@ def _odd_value(rng: random.Random) -> Any:
     choices = [
         lambda: None, lambda: True, lambda: 0, lambda: -1, lambda: 2**63, lambda: 2**70, lambda: 1e308,
         lambda: 0.5, lambda: "", lambda: "é\u0000\ud800", lambda: "*." * rng.randint(1, 200),
-        lambda: "x" * rng.choice([64, 254, 4096, 1 << 20]), lambda: [], lambda: {},
+        lambda: "x" * rng.choice([64, 254, 4096, 1 << 20]), list, dict,
         lambda: [None] * rng.choice([1, 100, 10_000]), lambda: {UNKNOWN: 1},
         lambda: _nested(rng.choice([8, 100, 900, 2000]), rng), lambda: "CREATE", lambda: "a.example.com",
     ]

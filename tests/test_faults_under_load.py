@@ -157,7 +157,7 @@ async def test_a_certificate_rotation_under_load_fails_no_handshake_and_no_revie
             mount_secret(tmp_path, new, ca, 2)
 
         tally, _ = await asyncio.gather(run_load(url, trusting(files), ALLOWED, new_connections=2), rotate())
-        reader, writer = await asyncio.open_connection("127.0.0.1", int(url.rsplit(":", 1)[1]),
+        _, writer = await asyncio.open_connection("127.0.0.1", int(url.rsplit(":", 1)[1]),
                                                        ssl=trusting(files), server_hostname="localhost")
         served = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
         writer.close()
@@ -319,7 +319,7 @@ async def test_sigterm_under_load_answers_every_review_sent_and_exits_in_the_gra
     """`serve --dev` gets SIGTERM mid-load: every review sent is answered; then new connections are refused."""
     (tmp_path / "policies").symlink_to(REPO / "policies")
     port = free_port()
-    process = subprocess.Popen(
+    process = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block; waiting is in a thread
         [sys.executable, "-m", "webhook", "serve", "--dev", "--port", str(port), "--shutdown-timeout", "5"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},

@@ -20,11 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(REPO / "fuzz"))
-import oracle  # noqa: E402
+import oracle
 
-from webhook.policy.loader import PolicyStore  # noqa: E402
-from webhook.runtime import Runtime  # noqa: E402
-from webhook.server import create_app  # noqa: E402
+from webhook.policy.loader import PolicyStore
+from webhook.runtime import Runtime
+from webhook.server import create_app
 
 POLICIES = oracle.shipped_policies()
 STATE = oracle.dev_state()
