@@ -164,3 +164,15 @@ def test_the_independent_applier_understands_escaped_pointers() -> None:
     """The test's own applier resolves ~1 to '/' and ~0 to '~' (RFC 6901)."""
     doc = {"a/b": {"c~d": 1}}
     assert apply_patch(doc, [{"op": "replace", "path": "/a~1b/c~0d", "value": 2}]) == {"a/b": {"c~d": 2}}
+
+
+def test_a_reason_quoting_a_huge_value_is_bounded() -> None:
+    """An envelope error quotes the bad value, but never more than a bounded message."""
+    from webhook.admission import ReviewError, parse_review
+
+    review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+              "request": {"uid": "u", "operation": "X" * 1_000_000}}
+    with pytest.raises(ReviewError) as info:
+        parse_review(review)
+    assert len(info.value.reason) <= ReviewError.MAX_REASON and info.value.reason.endswith("...")
+    assert info.value.uid == "u"

@@ -430,7 +430,7 @@ def test_the_pod_is_locked_down(overlay: str) -> None:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_probes_and_shutdown_fit_together(overlay: str) -> None:
-    """HTTPS probes on /healthz and /readyz; preStop sleep plus drain ends before SIGKILL."""
+    """HTTPS probes on /healthz and /readyz; preStop sleep, answer-and-close delay and drain end before SIGKILL."""
     objects = render(overlay)
     pod = one(objects, "Deployment")["spec"]["template"]["spec"]
     main = pod["containers"][0]
@@ -440,9 +440,10 @@ def test_probes_and_shutdown_fit_together(overlay: str) -> None:
         get = main[probe]["httpGet"]
         assert (get["path"], get["scheme"], get["port"]) == (path, "HTTPS", "https")
     drain = float(arg_value(main["args"], "--shutdown-timeout") or "nan")
+    delay = float(arg_value(main["args"], "--shutdown-delay") or "nan")
     sleep = main["lifecycle"]["preStop"]["sleep"]["seconds"]
-    assert sleep >= 1
-    assert pod["terminationGracePeriodSeconds"] > sleep + drain
+    assert sleep >= 1 and delay >= 1  # endpoints drop the pod; pooled connections move away
+    assert pod["terminationGracePeriodSeconds"] > sleep + delay + drain
     assert main["resources"]["requests"] == {"cpu": "100m", "memory": "128Mi"}
     assert main["resources"]["limits"]["memory"] == "512Mi"
     target = one(objects, "Service")["spec"]["ports"][0]["targetPort"]

@@ -31,7 +31,11 @@ OPERATIONS = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
 class ReviewError(Exception):
     """The HTTP body is not an AdmissionReview we can answer: answered with HTTP ``status``."""
 
+    MAX_REASON = 512  # a reason may quote a bad value; keep answers and log lines bounded
+
     def __init__(self, status: int, reason: str, *, uid: str | None = None) -> None:
+        if len(reason) > self.MAX_REASON:
+            reason = reason[: self.MAX_REASON - 3] + "..."
         super().__init__(reason)
         self.status = status
         self.reason = reason
