@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import jsonpatch
+import orjson
 
 from . import gatewayapi as gw
 from .admission import AdmissionRequest
@@ -207,9 +208,42 @@ def mutate(request: AdmissionRequest, policies: PolicySet, state: ClusterState) 
         changed = copy.deepcopy(original)
         for mutator in mutators:
             warnings.extend(mutator(changed, request=request, policies=policies, state=state))
-        patch = tuple(jsonpatch.make_patch(original, changed).patch)
+        patch = tuple(jsonpatch.make_patch(*_without_unchanged(original, changed)).patch)
     except gw.MalformedObject as exc:
         return allowed(warnings=(f"routewarden did not mutate this {request.kind.kind}: {exc}",))
     except RecursionError:  # JSON nested deeper than Python's stack (the apiserver's decoder allows it)
         return allowed(warnings=(f"routewarden did not mutate this {request.kind.kind}: it is nested too deeply",))
     return allowed(warnings=tuple(warnings), patch=patch)
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """Whether two values serialize to the same JSON bytes (types included: 1, 1.0 and
+    true differ, as they do for jsonpatch, which compares leaves by their JSON text)."""
+    if a is b:
+        return True
+    try:
+        return orjson.dumps(a) == orjson.dumps(b)
+    except (orjson.JSONEncodeError, TypeError):
+        return False  # not plain JSON, or nested too deeply: let jsonpatch compare it
+
+
+def _without_unchanged(src: Any, dst: Any) -> tuple[Any, Any]:
+    """``src`` and ``dst`` without the members they share unchanged, for jsonpatch.
+
+    jsonpatch walks every leaf of both objects and serializes each one to compare it:
+    most of a mutation's cost on a Service with managedFields. A member whose value did
+    not change yields no operation, and jsonpatch takes members in the order of the
+    objects, so leaving it out of both changes neither the operations nor their order.
+    Objects both sides have are pruned the same way, recursively; lists are left whole
+    (jsonpatch diffs them by position).
+    """
+    if type(src) is not dict or type(dst) is not dict:
+        return src, dst
+    s, d = dict(src), dict(dst)
+    for key in src.keys() & dst.keys():
+        a, b = src[key], dst[key]
+        if _same_json(a, b):
+            del s[key], d[key]
+        elif type(a) is dict and type(b) is dict:
+            s[key], d[key] = _without_unchanged(a, b)
+    return s, d

@@ -19,6 +19,7 @@ Hostnames: a wildcard label ``*.`` is a suffix match on whole labels: the spec s
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping
@@ -216,7 +217,10 @@ class LabelSelector:
 
 
 # --------------------------------------------------------------------------- hostnames
+@functools.lru_cache(maxsize=8192)
 def normalize_hostname(hostname: str) -> str:
+    # Cached: policy patterns, listener hostnames and a review's own hostnames are
+    # normalized again by every match; bounded, since hostnames come from user input.
     return hostname.strip().lower().rstrip(".")
 
 
@@ -353,15 +357,26 @@ def parse_parent_ref(value: Any, *, route_namespace: str, where: str) -> ParentR
 def parse_object_ref(
     value: Any, *, default_namespace: str, default_kind: str, default_group: str = CORE_GROUP, where: str
 ) -> ObjectRef:
+    # Inlined _field_str: a route review parses a dozen of these.
     m = value if isinstance(value, dict) else _map(value, where)
-    name = _field_str(m, "name", where)
+    name = m.get("name")
+    if not isinstance(name, str):
+        name = _opt_str(name, f"{where}.name")
     if not name:
         raise MalformedObject(f"{where}.name", "is required")
-    group = _field_str(m, "group", where)
+    group = m.get("group")
+    if group is not None and not isinstance(group, str):
+        _opt_str(group, f"{where}.group")
+    kind = m.get("kind")
+    if kind is not None and not isinstance(kind, str):
+        _opt_str(kind, f"{where}.kind")
+    namespace = m.get("namespace")
+    if namespace is not None and not isinstance(namespace, str):
+        _opt_str(namespace, f"{where}.namespace")
     return ObjectRef(
         group=default_group if group is None else group,
-        kind=_field_str(m, "kind", where) or default_kind,
-        namespace=_field_str(m, "namespace", where) or default_namespace,
+        kind=kind or default_kind,
+        namespace=namespace or default_namespace,
         name=name,
         field=where,
     )
@@ -398,7 +413,7 @@ class Route:
         meta = Meta.from_object(obj, default_namespace=namespace)
         spec = _map(obj.get("spec"), "spec")
         hostnames = tuple(
-            normalize_hostname(_str(h, f"spec.hostnames[{i}]"))
+            normalize_hostname(h if isinstance(h, str) else _str(h, f"spec.hostnames[{i}]"))
             for i, h in enumerate(_list(spec.get("hostnames"), "spec.hostnames"))
         )
         parents = tuple(
@@ -425,22 +440,24 @@ def _mirror_ref(filters: Any, *, namespace: str, where: str) -> Iterator[ObjectR
                     yield parse_object_ref(ref, default_namespace=namespace, default_kind="Service", where=at)
 
 
-def _route_backend_refs(spec: Mapping[str, Any], namespace: str) -> Iterator[ObjectRef]:
+def _route_backend_refs(spec: Mapping[str, Any], namespace: str) -> list[ObjectRef]:
     # Paths of the parts that are well formed are only built when they are kept (a ref's
     # field) or reported (an error): this runs on every route review.
+    out: list[ObjectRef] = []
     for i, rule in enumerate(_list(spec.get("rules"), "spec.rules")):
         rule = rule if isinstance(rule, dict) else _map(rule, f"spec.rules[{i}]")
         refs = rule.get("backendRefs")
         if refs is not None:
             for k, ref in enumerate(refs if isinstance(refs, list) else _list(refs, f"spec.rules[{i}].backendRefs")):
                 at = f"spec.rules[{i}].backendRefs[{k}]"
-                yield parse_object_ref(ref, default_namespace=namespace, default_kind="Service", where=at)
+                out.append(parse_object_ref(ref, default_namespace=namespace, default_kind="Service", where=at))
                 filters = _map(ref, at).get("filters")
                 if filters is not None:
-                    yield from _mirror_ref(filters, namespace=namespace, where=f"{at}.filters")
+                    out.extend(_mirror_ref(filters, namespace=namespace, where=f"{at}.filters"))
         filters = rule.get("filters")
         if filters is not None:
-            yield from _mirror_ref(filters, namespace=namespace, where=f"spec.rules[{i}].filters")
+            out.extend(_mirror_ref(filters, namespace=namespace, where=f"spec.rules[{i}].filters"))
+    return out
 
 
 # --------------------------------------------------------------------------- gateways

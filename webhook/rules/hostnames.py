@@ -48,9 +48,9 @@ def route_hostnames_are_allowed(ctx: RuleContext, route: gw.Route) -> Iterator[V
         return
     labels = ctx.labels(route.namespace)
     mine = [a for a in allowances if a.namespaces.contains(route.namespace, labels)]
-    patterns = sorted({p for a in mine for p in a.patterns})
     for i, hostname in enumerate(route.hostnames):
         if not any(a.permits(hostname) for a in mine):
+            patterns = sorted({p for a in mine for p in a.patterns})
             allowed = ", ".join(patterns) if patterns else "none"
             yield ctx.violation(
                 "hostnames/HostnameNotAllowed",

@@ -8,6 +8,8 @@ from .. import gatewayapi as gw
 from ..decision import Violation
 from .context import RuleContext
 
+_UNKNOWN = object()
+
 
 def references_are_granted(
     ctx: RuleContext, *, from_kind: str, from_namespace: str, refs: Iterable[gw.ObjectRef]
@@ -18,13 +20,17 @@ def references_are_granted(
     for ref in refs:
         if ref.namespace == from_namespace:
             continue
-        granted = gw.reference_permitted(
-            ctx.state.reference_grants(ref.namespace),
-            from_group=gw.GROUP,
-            from_kind=from_kind,
-            from_namespace=from_namespace,
-            to=ref,
-        )
+        # Every policy asks the same question of the same grants: answer it once per request.
+        key = ("granted", from_kind, from_namespace, ref.group, ref.kind, ref.namespace, ref.name)
+        granted = ctx.memo.get(key, _UNKNOWN)
+        if granted is _UNKNOWN:
+            granted = ctx.memo[key] = gw.reference_permitted(
+                ctx.state.reference_grants(ref.namespace),
+                from_group=gw.GROUP,
+                from_kind=from_kind,
+                from_namespace=from_namespace,
+                to=ref,
+            )
         if granted is None:
             group = ref.group or '""'
             yield ctx.violation(

@@ -248,7 +248,9 @@ class ClusterState:
 
     def routes_with_hostname(self, hostname: str) -> tuple[gw.Route, ...]:
         """Routes that list exactly ``hostname`` (wildcards are matched as written)."""
-        keys = self._routes_by_hostname.get(hostname, ())
+        keys = self._routes_by_hostname.get(hostname)
+        if not keys:
+            return ()  # the usual answer: asked for every parent domain of every new hostname
         return tuple(self._routes[k] for k in keys if k in self._routes)
 
     def routes_under_domain(self, domain: str) -> tuple[gw.Route, ...]:
