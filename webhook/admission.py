@@ -15,8 +15,9 @@ Two error families are kept apart on purpose:
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import orjson
 
