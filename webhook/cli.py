@@ -78,6 +78,8 @@ def configure_serve(parser: argparse.ArgumentParser) -> None:
                         help="offline cluster view from manifests (file or directory; repeatable)")
     parser.add_argument("--shutdown-timeout", type=float, default=25.0,
                         help="seconds to finish in-flight reviews after SIGTERM (default: %(default)s)")
+    parser.add_argument("--access-log", action="store_true",
+                        help="log every HTTP request too (the decision log already has one line per review)")
     parser.add_argument("--shutdown-delay", type=float, default=0.0,
                         help="seconds to keep serving, not ready, after SIGTERM before closing (default: 0)")
     parser.add_argument("--audit-interval", type=float, default=300.0,
@@ -173,7 +175,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     asyncio.run(serve(app, host=address, port=args.port, ssl_context=context,
                       shutdown_timeout=args.shutdown_timeout, shutdown_delay=args.shutdown_delay,
-                      on_started=started))
+                      on_started=started, access_log=args.access_log))
     return 0
 
 

@@ -182,14 +182,17 @@ async def serve(
     shutdown_timeout: float = 25.0,
     shutdown_delay: float = 0.0,
     on_started: Callable[[int], None] | None = None,
+    access_log: bool = False,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then shut down gracefully (see the module docstring)."""
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
+    # The decision log already has one line per review; an access log line per request
+    # too would double the volume on a busy cluster, so it is opt-in.
     runner, bound = await start(app, host=host, port=port, ssl_context=ssl_context,
-                                shutdown_timeout=shutdown_timeout)
+                                shutdown_timeout=shutdown_timeout, access_log=access_log)
     log.info("serving", extra=fields(address=host, port=bound))
     if on_started is not None:
         on_started(bound)
