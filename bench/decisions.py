@@ -1,0 +1,130 @@
+"""Engine-only benchmarks: the policy decision itself, and how it scales with the cluster.
+
+* :func:`time_decisions`: ``decide()`` on already-parsed requests (no HTTP, no JSON),
+  one ``perf_counter_ns`` pair per call, over distinct reviews so that nothing is
+  answered from a cache the real server would not have.
+* ``python bench/decisions.py scale --routes N``: in a fresh process, the memory the
+  cluster view takes (RSS before and after loading it, per object) and the decision
+  time at that size. A fresh process per size keeps one size's garbage out of the next
+  one's RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import generate
+
+from webhook.admission import AdmissionRequest, parse_review
+from webhook.engine import decide
+from webhook.policy.loader import load_paths
+from webhook.policy.model import PolicySet
+from webhook.state.store import ClusterState
+
+POLICIES = Path(__file__).resolve().parent / "policies"
+
+
+def rss_kib(pid: int | str = "self") -> int:
+    """VmRSS of a process in KiB, from /proc (what the kernel charges it)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def policies() -> PolicySet:
+    return load_paths([POLICIES])
+
+
+def load_state(size: generate.Size, seed: int = 1) -> ClusterState:
+    """The view as ``serve --state`` builds it: objects decoded from JSON, then applied."""
+    document = orjson.loads(orjson.dumps({"kind": "List", "items": generate.cluster(size, seed)}))
+    return ClusterState.from_objects(document["items"])
+
+
+def parsed(workload: str, count: int, size: generate.Size) -> list[tuple[str, AdmissionRequest]]:
+    return [(path.strip("/"), parse_review(orjson.loads(orjson.dumps(doc))))
+            for path, doc in generate.reviews(workload, count, size)]
+
+
+def time_decisions(requests: list[tuple[str, AdmissionRequest]], policy_set: PolicySet, state: ClusterState, *,
+                   iterations: int) -> list[int]:
+    """Nanoseconds per ``decide()`` call, ``iterations`` calls cycling through ``requests``."""
+    out = []
+    clock = time.perf_counter_ns
+    n = len(requests)
+    for i in range(iterations):
+        webhook, request = requests[i % n]
+        started = clock()
+        decide(request, policy_set, state, webhook=webhook)
+        out.append(clock() - started)
+    return out
+
+
+def summary(ns: list[int]) -> dict[str, float]:
+    ordered = sorted(ns)
+    return {"median_us": round(statistics.median(ordered) / 1e3, 1),
+            "p99_us": round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] / 1e3, 1),
+            "calls": len(ordered)}
+
+
+def micro(state: ClusterState, size: generate.Size, *, iterations: int) -> dict[str, dict[str, float]]:
+    """Median and p99 of ``decide()`` per workload on ``state``."""
+    policy_set = policies()
+    out = {}
+    for workload in generate.WORKLOADS:
+        requests = parsed(workload, 256, size)
+        decisions = [decide(r, policy_set, state, webhook=w) for w, r in requests]
+        if not all(d.allowed and not d.violations for d in decisions):
+            raise RuntimeError(f"{workload}: the bench reviews should all be allowed without findings")
+        time_decisions(requests, policy_set, state, iterations=min(iterations, 500))  # warm up
+        out[workload] = summary(time_decisions(requests, policy_set, state, iterations=iterations))
+    return out
+
+
+def scale(routes: int, *, iterations: int, seed: int = 1) -> dict[str, Any]:
+    size = generate.Size(routes=routes, namespaces=max(1, routes // 5), gateways=50, grants=routes // 2)
+    gc.collect()
+    before = rss_kib()
+    started = time.perf_counter()
+    state = load_state(size, seed)
+    load_seconds = time.perf_counter() - started
+    gc.collect()
+    after = rss_kib()
+    objects = sum(state.count(k) for k in ("Namespace", "Gateway", "GatewayClass", "HTTPRoute", "ReferenceGrant"))
+    timing = micro(state, size, iterations=iterations)["route-create"]
+    return {"routes": routes, "namespaces": size.namespaces, "grants": size.grants, "objects": objects,
+            "load_seconds": round(load_seconds, 2), "rss_mib": round(after / 1024, 1),
+            "state_mib": round((after - before) / 1024, 1),
+            "kib_per_object": round((after - before) / objects, 2), **timing}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("scale", help="memory and decision time at one state size (fresh process)")
+    s.add_argument("--routes", type=int, required=True)
+    s.add_argument("--iterations", type=int, default=3000)
+    m = sub.add_parser("micro", help="decide() median and p99 per workload at the default size")
+    m.add_argument("--iterations", type=int, default=5000)
+    args = parser.parse_args(argv)
+    if args.command == "scale":
+        result: Any = scale(args.routes, iterations=args.iterations)
+    else:
+        size = generate.Size()
+        result = micro(load_state(size), size, iterations=args.iterations)
+    sys.stdout.write(orjson.dumps(result).decode() + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""``make bench``: routewarden against a bare aiohttp baseline, in the same run, on this machine.
+
+What it does, in order (about three minutes on two cores; ``--quick`` for a smoke run):
+
+1. Generates a cluster (10,000 HTTPRoutes in 2,000 namespaces, 50 Gateways, 5,000
+   ReferenceGrants; :mod:`generate`), certificates (``routewarden certs``: ECDSA P-256)
+   and the request bodies.
+2. Starts ``python -m webhook serve --state ... --policies bench/policies`` (the
+   production command: real TLS, JSON logs at INFO, the audit, the policy and
+   certificate watchers) and the baseline (:mod:`baseline`), waits until both answer
+   and the startup audit is done, and reads the server's RSS.
+3. For each workload (``route-create``, ``service-update``, ``mix``) runs the load
+   generator (:mod:`loadgen`, its own process) closed-loop against each server for the
+   maximum throughput, then open-loop at half the *baseline's* maximum for latency.
+4. Reads the server's RSS again, stops both, and runs the engine-only benchmarks
+   (:mod:`decisions`): ``decide()`` per workload, and the scaling table (1k, 10k, 50k
+   routes, each in a fresh process).
+
+The machine is shared and noisy, so every routewarden figure is printed beside the
+baseline's from the same minute, and the ratio is what to compare across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+
+import generate
+from decisions import rss_kib
+
+WORKLOADS = ("route-create", "service-update", "mix")
+REQUESTS_PER_WORKLOAD = 512
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_certificates(directory: Path) -> Path:
+    subprocess.run([sys.executable, "-m", "webhook", "certs", "--dir", str(directory), "--key-type", "ecdsa"],
+                   check=True, capture_output=True, cwd=REPO)
+    return directory
+
+
+def wait_ready(port: int, ca: Path, *, timeout: float, process: subprocess.Popen[bytes]) -> None:
+    context = ssl.create_default_context(cafile=str(ca))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before it was ready")
+        try:
+            with urllib.request.urlopen(f"https://localhost:{port}/readyz", context=context, timeout=5) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"server on port {port} not ready after {timeout:.0f}s")
+
+
+def wait_for_log(path: Path, text: str, *, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in path.read_text(errors="replace"):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+class Servers:
+    """routewarden and the baseline, started side by side on the same certificate."""
+
+    def __init__(self, work: Path, *, uvloop: bool) -> None:
+        self.work = work
+        self.certs = make_certificates(work / "certs")
+        self.uvloop = uvloop
+        self.ports = {"routewarden": free_port(), "baseline": free_port()}
+        self.log = work / "routewarden.log"
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, state: Path) -> None:
+        serve = ["serve", "--policies", str(HERE / "policies"), "--state", str(state),
+                 "--cert-dir", str(self.certs), "--address", "127.0.0.1",
+                 "--port", str(self.ports["routewarden"]), "--log-format", "json", "--log-level", "info"]
+        if self.uvloop:  # the same command on uvloop's event loop
+            command = [sys.executable, "-c", ("import sys, uvloop; uvloop.install(); from webhook.cli import main; "
+                       "sys.exit(main(sys.argv[1:]))"), *serve]
+        else:
+            command = [sys.executable, "-m", "webhook", *serve]
+        with self.log.open("wb") as log:
+            self.processes["routewarden"] = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=log)
+        baseline = [sys.executable, str(HERE / "baseline.py"), "--cert-dir", str(self.certs),
+                    "--port", str(self.ports["baseline"]), *(["--uvloop"] if self.uvloop else [])]
+        self.processes["baseline"] = subprocess.Popen(baseline, cwd=REPO)
+        for name, process in self.processes.items():
+            wait_ready(self.ports[name], self.certs / "ca.crt", timeout=120, process=process)
+        # The audit runs once at start (then every 300 s): keep it out of the measurements.
+        if not wait_for_log(self.log, '"audit done"', timeout=120):
+            print("warning: the startup audit did not finish in 120 s", file=sys.stderr)
+
+    def pid(self, name: str) -> int:
+        return self.processes[name].pid
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def load(servers: Servers, name: str, requests: Path, *, mode: str, duration: float, warmup: float,
+         connections: int, rate: float = 0.0) -> dict[str, Any]:
+    command = [sys.executable, str(HERE / "loadgen.py"), "--port", str(servers.ports[name]),
+               "--ca", str(servers.certs / "ca.crt"), "--requests", str(requests), "--mode", mode,
+               "--duration", str(duration), "--warmup", str(warmup), "--connections", str(connections)]
+    if mode == "open":
+        command += ["--rate", f"{rate:.1f}"]
+    out = subprocess.run(command, check=True, capture_output=True, cwd=REPO, text=True)
+    return json.loads(out.stdout)
+
+
+def run_engine(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    iterations = "300" if args.quick else "5000"
+    micro = subprocess.run([sys.executable, str(HERE / "decisions.py"), "micro", "--iterations", iterations],
+                           check=True, capture_output=True, cwd=REPO, text=True)
+    scaling = []
+    for routes in ([1000] if args.quick else args.scale):
+        out = subprocess.run([sys.executable, str(HERE / "decisions.py"), "scale", "--routes", str(routes),
+                              "--iterations", "300" if args.quick else "3000"],
+                             check=True, capture_output=True, cwd=REPO, text=True)
+        scaling.append(json.loads(out.stdout))
+    return json.loads(micro.stdout), scaling
+
+
+# ----------------------------------------------------------------------------- tables
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    cells = [[str(c) for c in row] for row in [headers, *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b else "-"
+
+
+def http_tables(results: dict[str, Any]) -> str:
+    rows = []
+    for workload in results["workloads"]:
+        for mode in ("closed", "open"):
+            r, b = results["http"][workload][mode]["routewarden"], results["http"][workload][mode]["baseline"]
+            rows.append([workload, mode if mode == "closed" else f"open@{b['rate']:.0f}/s",
+                         f"{r['rps']:.0f}", f"{b['rps']:.0f}", ratio(r["rps"], b["rps"]),
+                         f"{r['p50_ms']:.2f}", f"{b['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", f"{b['p99_ms']:.2f}",
+                         ratio(r["p99_ms"], b["p99_ms"]), f"{r['p999_ms']:.2f}", f"{b['p999_ms']:.2f}",
+                         r["errors"] + r["denied"] + b["errors"] + b["denied"],
+                         f"{r['client_cpu_us_per_request']:.0f}/{b['client_cpu_us_per_request']:.0f}"])
+    head = ["workload", "mode", "rw req/s", "base req/s", "ratio", "rw p50", "base p50", "rw p99", "base p99",
+            "p99 ratio", "rw p999", "base p999", "errors", "client us/req rw/base"]
+    return table(head, rows)
+
+
+def report(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    out = [(f"routewarden benchmark: {m['cores']} cores, load average before {m['load_before']}, "
+           f"after {m['load_after']}; server loop: {results['loop']}; "
+           f"{results['size']['routes']} routes / {results['size']['namespaces']} namespaces / "
+           f"{results['size']['gateways']} Gateways / {results['size']['grants']} ReferenceGrants"),
+           "", "HTTP over TLS (latency in ms at the client; 'base' = bare aiohttp baseline, same run)",
+           http_tables(results), "",
+           (f"routewarden RSS: {results['rss_mib']['loaded']:.0f} MiB with the state loaded, "
+           f"{results['rss_mib']['after']:.0f} MiB after the run (baseline: {results['rss_mib']['baseline']:.0f} MiB)"),
+           "", "Engine only: decide() per review (µs)",
+           table(["workload", "median", "p99"],
+                 [[w, v["median_us"], v["p99_us"]] for w, v in results["engine"].items()]),
+           "", "Scaling: decide() for the HTTPRoute CREATE, and the memory of the cluster view",
+           table(["routes", "namespaces", "grants", "objects", "load s", "median µs", "p99 µs", "state MiB",
+                  "KiB/object"],
+                 [[s["routes"], s["namespaces"], s["grants"], s["objects"], s["load_seconds"], s["median_us"],
+                   s["p99_us"], s["state_mib"], s["kib_per_object"]] for s in results["scaling"]])]
+    if len(results["scaling"]) > 1:
+        first, last = results["scaling"][0], results["scaling"][-1]
+        out.append(f"median at {last['routes']} routes / at {first['routes']}: "
+                   f"{last['median_us'] / first['median_us']:.2f}")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run: small state, about 20 seconds")
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds measured per load run")
+    parser.add_argument("--warmup", type=float, default=1.5, help="seconds of load before measuring")
+    parser.add_argument("--connections", type=int, default=8, help="keep-alive connections (the apiserver's)")
+    parser.add_argument("--routes", type=int, default=10_000)
+    parser.add_argument("--scale", type=int, nargs="+", default=[1_000, 10_000, 50_000])
+    parser.add_argument("--uvloop", action="store_true", help="run both servers on uvloop")
+    parser.add_argument("--no-engine", action="store_true", help="skip the engine-only benchmarks")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.duration, args.warmup, args.routes = 2.0, 0.5, 1_000
+    size = generate.Size(routes=args.routes, namespaces=max(1, args.routes // 5), gateways=50,
+                         grants=args.routes // 2)
+    results: dict[str, Any] = {
+        "machine": {"cores": os.cpu_count(), "load_before": round(os.getloadavg()[0], 2)},
+        "size": {"routes": size.routes, "namespaces": size.namespaces, "gateways": size.gateways,
+                 "grants": size.grants},
+        "loop": "uvloop" if args.uvloop else "asyncio", "workloads": WORKLOADS, "http": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="routewarden-bench-") as tmp:
+        work = Path(tmp)
+        state = work / "state"
+        generate.write_cluster(state, size)
+        requests = {}
+        for workload in WORKLOADS:
+            bodies = [generate.request_bytes(path, doc)
+                      for path, doc in generate.reviews(workload, REQUESTS_PER_WORKLOAD, size)]
+            requests[workload] = generate.write_requests(work / f"{workload}.requests", bodies)
+        servers = Servers(work, uvloop=args.uvloop)
+        try:
+            servers.start(state)
+            results["rss_mib"] = {"loaded": rss_kib(servers.pid("routewarden")) / 1024}
+            common = {"duration": args.duration, "warmup": args.warmup, "connections": args.connections}
+            for workload in WORKLOADS:
+                http = results["http"][workload] = {"closed": {}, "open": {}}
+                for name in ("baseline", "routewarden"):
+                    http["closed"][name] = load(servers, name, requests[workload], mode="closed", **common)
+                    print(f"{workload} closed {name}: {http['closed'][name]}", file=sys.stderr)
+                rate = http["closed"]["baseline"]["rps"] / 2
+                for name in ("baseline", "routewarden"):
+                    http["open"][name] = load(servers, name, requests[workload], mode="open", rate=rate, **common)
+                    print(f"{workload} open {name}: {http['open'][name]}", file=sys.stderr)
+            results["rss_mib"]["after"] = rss_kib(servers.pid("routewarden")) / 1024
+            results["rss_mib"]["baseline"] = rss_kib(servers.pid("baseline")) / 1024
+        finally:
+            servers.stop()
+    if args.no_engine:
+        results["engine"], results["scaling"] = {}, []
+    else:
+        results["engine"], results["scaling"] = run_engine(args)
+    results["machine"]["load_after"] = round(os.getloadavg()[0], 2)
+    print(report(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
