@@ -21,10 +21,6 @@ FIELDS_ATTR = "fields"
 
 # Libraries that log every HTTP call at INFO; their chatter drowns the decision log.
 _NOISY = ("urllib3", "kubernetes.client.rest")
-# aiohttp writes an access line per HTTP request at INFO. Every review already gets a
-# decision line (at DEBUG when allowed without findings), and the access line cost as
-# much CPU as a third of the decision itself (bench/), so it shows at DEBUG only.
-_ACCESS = "aiohttp.access"
 
 
 def fields(**values: Any) -> dict[str, dict[str, Any]]:
@@ -105,5 +101,3 @@ def configure_logging(level: int | str = "INFO", fmt: Format = "json", *, stream
     root.setLevel(level.upper() if isinstance(level, str) else level)
     for name in _NOISY:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
-    access_level = logging.DEBUG if root.level <= logging.DEBUG else max(logging.WARNING, root.level)
-    logging.getLogger(_ACCESS).setLevel(access_level)
