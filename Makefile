@@ -32,7 +32,6 @@ test: $(STAMP)
 
 BENCH_ARGS ?=
 bench: $(STAMP)
-	@$(BIN)/python -c 'import uvloop' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 lint: $(STAMP)

@@ -99,11 +99,9 @@ class Servers:
         serve = ["serve", "--policies", str(HERE / "policies"), "--state", str(state),
                  "--cert-dir", str(self.certs), "--address", "127.0.0.1",
                  "--port", str(self.ports["routewarden"]), "--log-format", "json", "--log-level", "info"]
-        if self.uvloop:  # the same command on uvloop's event loop
-            command = [sys.executable, "-c", ("import sys, uvloop; uvloop.install(); from webhook.cli import main; "
-                       "sys.exit(main(sys.argv[1:]))"), *serve]
-        else:
-            command = [sys.executable, "-m", "webhook", *serve]
+        # Both servers on the same event loop implementation, so the ratio compares like with like.
+        serve += ["--event-loop", "uvloop" if self.uvloop else "asyncio"]
+        command = [sys.executable, "-m", "webhook", *serve]
         with self.log.open("wb") as log:
             self.processes["routewarden"] = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=log)
         baseline = [sys.executable, str(HERE / "baseline.py"), "--cert-dir", str(self.certs),
@@ -219,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=8, help="keep-alive connections (the apiserver's)")
     parser.add_argument("--routes", type=int, default=10_000)
     parser.add_argument("--scale", type=int, nargs="+", default=[1_000, 10_000, 50_000])
-    parser.add_argument("--uvloop", action="store_true", help="run both servers on uvloop")
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
+                        help="event loop of both servers (default: uvloop, as `routewarden serve` uses)")
     parser.add_argument("--no-engine", action="store_true", help="skip the engine-only benchmarks")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
@@ -231,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cores": os.cpu_count(), "load_before": round(os.getloadavg()[0], 2)},
         "size": {"routes": size.routes, "namespaces": size.namespaces, "gateways": size.gateways,
                  "grants": size.grants},
-        "loop": "uvloop" if args.uvloop else "asyncio", "workloads": WORKLOADS, "http": {},
+        "loop": args.loop, "workloads": WORKLOADS, "http": {},
     }
     with tempfile.TemporaryDirectory(prefix="routewarden-bench-") as tmp:
         work = Path(tmp)
@@ -242,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             bodies = [generate.request_bytes(path, doc)
                       for path, doc in generate.reviews(workload, REQUESTS_PER_WORKLOAD, size)]
             requests[workload] = generate.write_requests(work / f"{workload}.requests", bodies)
-        servers = Servers(work, uvloop=args.uvloop)
+        servers = Servers(work, uvloop=args.loop == "uvloop")
         try:
             servers.start(state)
             results["rss_mib"] = {"loaded": rss_kib(servers.pid("routewarden")) / 1024}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import ssl
@@ -78,6 +79,8 @@ def configure_serve(parser: argparse.ArgumentParser) -> None:
                         help="offline cluster view from manifests (file or directory; repeatable)")
     parser.add_argument("--shutdown-timeout", type=float, default=25.0,
                         help="seconds to finish in-flight reviews after SIGTERM (default: %(default)s)")
+    parser.add_argument("--event-loop", choices=("auto", "uvloop", "asyncio"), default="auto",
+                        help="event loop: uvloop when installed (auto), or asyncio's own (default: auto)")
     parser.add_argument("--access-log", action="store_true",
                         help="log every HTTP request too (the decision log already has one line per review)")
     parser.add_argument("--shutdown-delay", type=float, default=0.0,
@@ -120,7 +123,11 @@ def informer_hook(state: ClusterState, *, kubeconfig: Path | None, in_cluster: b
     state.expect(k.kind for k in WATCHED_KINDS)
 
     async def run() -> None:
-        await run_informers(state, api_client=api_client, kinds=WATCHED_KINDS)
+        freezer = asyncio.create_task(freeze_when_synced(state))
+        try:
+            await run_informers(state, api_client=api_client, kinds=WATCHED_KINDS)
+        finally:
+            freezer.cancel()
 
     return run
 
@@ -173,10 +180,41 @@ def run_serve(args: argparse.Namespace) -> int:
             sys.stdout.write(_curl_example(files, address, port))
             sys.stdout.flush()
 
-    asyncio.run(serve(app, host=address, port=args.port, ssl_context=context,
-                      shutdown_timeout=args.shutdown_timeout, shutdown_delay=args.shutdown_delay,
-                      on_started=started, access_log=args.access_log))
+    if not online:
+        freeze_heap()  # the offline view is complete now
+    run_loop(args.event_loop)(serve(app, host=address, port=args.port, ssl_context=context,
+                                    shutdown_timeout=args.shutdown_timeout, shutdown_delay=args.shutdown_delay,
+                                    on_started=started, access_log=args.access_log))
     return 0
+
+
+def run_loop(choice: str) -> Callable[[Any], Any]:
+    """``asyncio.run`` or ``uvloop.run`` (``auto``: uvloop when it is installed)."""
+    if choice in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                raise SystemExit("routewarden serve: --event-loop uvloop, but uvloop is not installed") from None
+        else:
+            return uvloop.run
+    return asyncio.run
+
+
+def freeze_heap() -> None:
+    """Move what is alive now (the cluster view, policies, modules) out of the garbage
+    collector's reach: a full collection of a 10k-route view takes ~0.2 s, a pause every
+    review waiting at that moment would pay. Objects created later are collected as usual."""
+    gc.collect()
+    gc.freeze()
+    log.info("heap frozen", extra=fields(objects=gc.get_freeze_count()))
+
+
+async def freeze_when_synced(state: ClusterState, *, poll: float = 0.5) -> None:
+    """:func:`freeze_heap` once, when the online view has synced for the first time."""
+    while not state.synced:
+        await asyncio.sleep(poll)
+    freeze_heap()
 
 
 # --------------------------------------------------------------------------- certs
