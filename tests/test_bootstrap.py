@@ -181,7 +181,9 @@ def test_replicas_starting_together_create_the_secret_once_and_share_it(
         with kubernetes.client.ApiClient(kubernetes.client.Configuration(host=url)) as api_client:
             return reconcile(api_client, TARGET, CertificateFiles(tmp_path / f"replica-{i}"))
 
+    api.delay = 0.3  # both reads are answered before either create lands: a real race, every run
     outcomes = run_together(2, replica)
+    api.delay = 0.0
     assert sorted(o.created for o in outcomes) == [False, True]
     assert secret_creates(api) == 2, "both tried; the server let one through"
     assert len(api.objects("Secret")) == 1
@@ -205,7 +207,9 @@ def test_the_serving_certificate_rotates_before_it_expires_once_for_all_replicas
         with kubernetes.client.ApiClient(kubernetes.client.Configuration(host=url)) as api_client:
             return reconcile(api_client, TARGET, CertificateFiles(tmp_path / f"replica-{i}"), clock=lambda: later)
 
+    api.delay = 0.3  # both reads are answered before either write lands: a real race, every run
     outcomes = run_together(2, replica)
+    api.delay = 0.0
     assert sorted(o.rotated for o in outcomes) == [False, True]
     renewed = outcomes[0].bundle.serving.cert_pem
     assert outcomes[1].bundle.serving.cert_pem == renewed != first.bundle.serving.cert_pem
@@ -216,7 +220,7 @@ def test_the_serving_certificate_rotates_before_it_expires_once_for_all_replicas
     for i in range(2):
         assert (tmp_path / f"replica-{i}" / "tls.crt").read_bytes() == renewed
         verify(renewed, (tmp_path / f"replica-{i}" / "ca.crt").read_bytes(), "routewarden.routewarden.svc",
-               at=now())
+               at=later)
 
 
 def test_a_certificate_for_another_service_name_is_reissued(api: FakeKubeAPI, client: Any, tmp_path: Path) -> None:

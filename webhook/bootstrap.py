@@ -141,11 +141,11 @@ def issue(target: Target, *, previous: Bundle | None, now: dt.datetime) -> Bundl
     if previous is not None and not due(previous.ca.cert_pem, now=now):
         ca, trusted = previous.ca, previous.trusted
     else:
-        ca = build_ca(days=target.ca_days)
+        ca = build_ca(days=target.ca_days, now=now)
         trusted = ca.cert_pem
         if previous is not None and _still_valid(previous.ca.cert_pem, now):
             trusted += previous.ca.cert_pem  # still signs what other replicas serve
-    serving = build_serving_certificate(target.hostnames, [], ca, days=target.serving_days)
+    serving = build_serving_certificate(target.hostnames, [], ca, days=target.serving_days, now=now)
     return Bundle(ca=ca, trusted=trusted, serving=serving)
 
 

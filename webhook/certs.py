@@ -66,15 +66,19 @@ def _load_key(pem: bytes) -> PrivateKey:
     return key
 
 
-def _validity(builder: x509.CertificateBuilder, days: int) -> x509.CertificateBuilder:
-    now = dt.datetime.now(dt.UTC)
+def _validity(builder: x509.CertificateBuilder, days: int, now: dt.datetime | None) -> x509.CertificateBuilder:
+    now = now or dt.datetime.now(dt.UTC)
     return builder.not_valid_before(now - _BACKDATE).not_valid_after(now + dt.timedelta(days=days))
 
 
 def build_ca(
-    common_name: str = "routewarden webhook CA", *, key_type: KeyType = "ecdsa", days: int = 3650
+    common_name: str = "routewarden webhook CA",
+    *,
+    key_type: KeyType = "ecdsa",
+    days: int = 3650,
+    now: dt.datetime | None = None,
 ) -> KeyPair:
-    """A self-signed CA that may only sign leaf certificates (pathLen 0)."""
+    """A self-signed CA that may only sign leaf certificates (pathLen 0), valid from ``now``."""
     key = _new_key(key_type)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
@@ -95,7 +99,7 @@ def build_ca(
         )
         .add_extension(ski, critical=False)
     )
-    cert = _validity(builder, days).sign(key, hashes.SHA256())
+    cert = _validity(builder, days, now).sign(key, hashes.SHA256())
     return KeyPair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
 
 
@@ -107,6 +111,7 @@ def _leaf(
     san: list[x509.GeneralName],
     key_type: KeyType,
     days: int,
+    now: dt.datetime | None = None,
 ) -> KeyPair:
     ca_cert = x509.load_pem_x509_certificate(ca.cert_pem)
     ca_key = _load_key(ca.key_pem)
@@ -136,7 +141,7 @@ def _leaf(
     if san:
         # The subject CN is ignored by Go's TLS stack: the SAN is what kube-apiserver checks.
         builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
-    cert = _validity(builder, days).sign(ca_key, hashes.SHA256())
+    cert = _validity(builder, days, now).sign(ca_key, hashes.SHA256())
     return KeyPair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
 
 
@@ -147,8 +152,9 @@ def build_serving_certificate(
     *,
     key_type: KeyType = "ecdsa",
     days: int = 365,
+    now: dt.datetime | None = None,
 ) -> KeyPair:
-    """A server certificate signed by ``ca`` for these DNS names and IP addresses."""
+    """A server certificate signed by ``ca`` for these DNS names and IP addresses, valid from ``now``."""
     names = list(dict.fromkeys(hostnames))
     addresses = [ipaddress.ip_address(ip) for ip in dict.fromkeys(ips)]
     if not names and not addresses:
@@ -156,7 +162,8 @@ def build_serving_certificate(
     san: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
     san += [x509.IPAddress(a) for a in addresses]
     subject = names[0] if names else str(addresses[0])
-    return _leaf(subject, ca=ca, usage=ExtendedKeyUsageOID.SERVER_AUTH, san=san, key_type=key_type, days=days)
+    return _leaf(subject, ca=ca, usage=ExtendedKeyUsageOID.SERVER_AUTH, san=san, key_type=key_type, days=days,
+                 now=now)
 
 
 def build_client_certificate(
