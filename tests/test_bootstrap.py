@@ -120,7 +120,7 @@ def test_renewing_the_ca_keeps_trusting_the_old_one_until_it_expires() -> None:
     cas = x509.load_pem_x509_certificates(second.trusted)
     assert [c.public_bytes(serialization.Encoding.PEM) for c in cas] == [second.ca.cert_pem,
                                                                                    first.ca.cert_pem]
-    verify(second.serving.cert_pem, second.trusted, "routewarden.routewarden.svc", at=now())
+    verify(second.serving.cert_pem, second.trusted, "routewarden.routewarden.svc", at=later)  # issued then
     verify(first.serving.cert_pem, second.trusted, "routewarden.routewarden.svc", at=now())
 
 
