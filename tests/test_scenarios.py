@@ -11,16 +11,14 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
-import yaml
-
 from conftest import start_https, trusting
+
 from webhook.certs import CertificateFiles
 from webhook.policy.loader import PolicyStore, load_paths
-from webhook.policytest import find_tests, load_test, ref_of, run_test
+from webhook.policytest import load_objects, find_tests, load_test, ref_of, run_test
 from webhook.runtime import Runtime
 from webhook.state.store import ClusterState
 
@@ -41,15 +39,6 @@ def test_scenario_through_the_engine(folder: Path) -> None:
     assert outcomes, "a scenario must expect something"
     failed = [o for o in outcomes if not o.passed]
     assert not failed, "\n".join(f"{o.resource} ({o.operation}): {'; '.join(o.details)}" for o in failed)
-
-
-def _documents(paths: list[Path]) -> list[dict[str, Any]]:
-    out = []
-    for path in paths:
-        files = sorted(path.rglob("*.yaml")) if path.is_dir() else [path]
-        for file in files:
-            out.extend(d for d in yaml.safe_load_all(file.read_text()) if isinstance(d, dict))
-    return out
 
 
 def _review(obj: dict | None, *, operation: str, old: dict | None = None, user: dict | None = None) -> dict:
@@ -75,8 +64,8 @@ def _review(obj: dict | None, *, operation: str, old: dict | None = None, user: 
 async def test_scenario_through_the_https_server(folder: Path, certificates: CertificateFiles) -> None:
     """The server answers each object of the folder as the folder expects (validating webhook)."""
     case = load_test(folder)
-    resources = _documents(case.resources)
-    state = ClusterState.from_objects(_documents(case.cluster) + resources)
+    resources = load_objects(case.resources)
+    state = ClusterState.from_objects(load_objects(case.cluster) + resources)
     runtime = Runtime(policies=PolicyStore(initial=load_paths(case.policies)), state=state, require_sync=False)
     reviews = {(ref_of(o), "CREATE"): _review(o, operation="CREATE") for o in resources}
     for req in case.requests:

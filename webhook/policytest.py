@@ -27,9 +27,10 @@ must match one: a test that checks nothing is an error, not a pass.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import jsonpatch
 import yaml
@@ -37,6 +38,7 @@ import yaml
 from .admission import UserInfo
 from .offline import OFFLINE_USER, ObjectResult, evaluate, with_namespace
 from .policy.loader import load_paths
+from .state.manifests import load_manifests
 from .state.store import ClusterState
 
 TEST_FILE = "routewarden-test.yaml"
@@ -75,19 +77,9 @@ def find_tests(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.rglob(TEST_FILE))
 
 
-def _documents(paths: list[Path]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for path in paths:
-        files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml")) if path.is_dir() else [path]
-        for file in files:
-            for doc in yaml.safe_load_all(file.read_text()):
-                if not isinstance(doc, dict):
-                    continue
-                if str(doc.get("kind", "")).endswith("List") and isinstance(doc.get("items"), list):
-                    out.extend(with_namespace(d) for d in doc["items"] if isinstance(d, dict))
-                else:
-                    out.append(with_namespace(doc))
-    return out
+def load_objects(paths: list[Path]) -> list[dict[str, Any]]:
+    """The objects in these files and directories (List kinds unpacked), namespaced as an apply would."""
+    return [with_namespace(m.obj) for m in load_manifests(paths)]
 
 
 def load_test(folder: Path) -> TestCase:
@@ -161,8 +153,8 @@ def _check(expected: Mapping[str, Any], result: ObjectResult) -> list[str]:
 
 def run_test(case: TestCase) -> Iterator[Outcome]:
     policies = load_paths(case.policies)
-    cluster = _documents(case.cluster)
-    resources = _documents(case.resources)
+    cluster = load_objects(case.cluster)
+    resources = load_objects(case.resources)
     state = ClusterState.from_objects(cluster + resources)
     actual: dict[tuple[str, str], ObjectResult] = {}
     for obj in resources:
