@@ -18,7 +18,7 @@ from conftest import start_https, trusting
 
 from webhook.certs import CertificateFiles
 from webhook.policy.loader import PolicyStore, load_paths
-from webhook.policytest import load_objects, find_tests, load_test, ref_of, run_test
+from webhook.policytest import find_tests, load_objects, load_test, ref_of, run_test
 from webhook.runtime import Runtime
 from webhook.state.store import ClusterState
 
