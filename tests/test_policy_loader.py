@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from webhook.policy.loader import PolicyLoadError, PolicyStore, load_documents, load_paths, schema_for, validator
+from webhook.policy.loader import (
+    PolicyLoadError,
+    PolicyStore,
+    load_documents,
+    load_paths,
+    schema_for,
+    validator,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 GOOD = """\

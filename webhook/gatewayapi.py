@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 GROUP = "gateway.networking.k8s.io"
 CORE_GROUP = ""
@@ -116,7 +117,7 @@ class Meta:
     annotations: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_object(cls, obj: Mapping[str, Any], *, default_namespace: str = "") -> "Meta":
+    def from_object(cls, obj: Mapping[str, Any], *, default_namespace: str = "") -> Meta:
         meta = _map(obj.get("metadata"), "metadata")
         return cls(
             namespace=_opt_str(meta.get("namespace"), "metadata.namespace") or default_namespace,
@@ -157,7 +158,7 @@ class LabelSelector:
     match_expressions: tuple[tuple[str, str, frozenset[str]], ...] = ()
 
     @classmethod
-    def from_dict(cls, value: Any, where: str = "selector") -> "LabelSelector":
+    def from_dict(cls, value: Any, where: str = "selector") -> LabelSelector:
         m = _map(value, where)
         labels = _str_map(m.get("matchLabels"), f"{where}.matchLabels")
         for k, v in labels.items():
@@ -407,7 +408,7 @@ class Route:
         return f"{self.kind} {self.meta.namespace}/{self.meta.name}"
 
     @classmethod
-    def from_object(cls, obj: Mapping[str, Any], *, kind: str | None = None, namespace: str = "") -> "Route":
+    def from_object(cls, obj: Mapping[str, Any], *, kind: str | None = None, namespace: str = "") -> Route:
         """Parse any route kind in any served version (v1, v1beta1, v1alpha2, v1alpha3)."""
         kind = kind or _opt_str(obj.get("kind"), "kind") or ""
         meta = Meta.from_object(obj, default_namespace=namespace)
@@ -560,7 +561,7 @@ class Gateway:
         return tuple(ref for listener in self.listeners for ref in listener.certificate_refs) + self.other_refs
 
     @classmethod
-    def from_object(cls, obj: Mapping[str, Any], *, namespace: str = "") -> "Gateway":
+    def from_object(cls, obj: Mapping[str, Any], *, namespace: str = "") -> Gateway:
         meta = Meta.from_object(obj, default_namespace=namespace)
         spec = _map(obj.get("spec"), "spec")
         listeners = tuple(
@@ -651,7 +652,7 @@ class ReferenceGrant:
     to: tuple[tuple[str, str, str | None], ...]  # (group, kind, name or None)
 
     @classmethod
-    def from_object(cls, obj: Mapping[str, Any], *, namespace: str = "") -> "ReferenceGrant":
+    def from_object(cls, obj: Mapping[str, Any], *, namespace: str = "") -> ReferenceGrant:
         meta = Meta.from_object(obj, default_namespace=namespace)
         spec = _map(obj.get("spec"), "spec")
         froms = []

@@ -8,8 +8,9 @@ object, exactly as kube-apiserver orders them.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import jsonpatch
 

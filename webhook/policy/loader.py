@@ -17,10 +17,11 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import yaml
 from jsonschema import Draft202012Validator

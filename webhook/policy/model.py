@@ -8,8 +8,9 @@ per policy, per section and per rule id (most specific wins).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from ..decision import Mode
 from ..gatewayapi import LabelSelector, hostname_matches, normalize_hostname
@@ -44,7 +45,7 @@ class NamespaceSet:
     selector: LabelSelector | None = None
 
     @classmethod
-    def from_dict(cls, value: Mapping[str, Any] | None) -> "NamespaceSet | None":
+    def from_dict(cls, value: Mapping[str, Any] | None) -> NamespaceSet | None:
         if value is None:
             return None
         selector = value.get("selector")
@@ -95,9 +96,7 @@ class GatewayMatch:
             return True
         if class_name is not None and class_name in self.class_names:
             return True
-        if self.namespaces is not None and self.namespaces.contains(namespace, namespace_labels):
-            return True
-        return False
+        return self.namespaces is not None and bool(self.namespaces.contains(namespace, namespace_labels))
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,9 +129,7 @@ class Exemptions:
         if self.groups.intersection(groups):
             return True
         prefix = "system:serviceaccount:"
-        if username.startswith(prefix) and username[len(prefix):].replace(":", "/", 1) in self.service_accounts:
-            return True
-        return False
+        return username.startswith(prefix) and username[len(prefix):].replace(":", "/", 1) in self.service_accounts
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +164,7 @@ class TenancyPolicy:
         return default if default is not None else self.mode
 
     @classmethod
-    def from_document(cls, doc: Mapping[str, Any], *, source: str = "") -> "TenancyPolicy":
+    def from_document(cls, doc: Mapping[str, Any], *, source: str = "") -> TenancyPolicy:
         spec = doc.get("spec") or {}
         sections = {}
         for section in ("attachment", "hostnames", "references", "gatewayGuardrails", "blastRadius", "staleState"):

@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from .. import gatewayapi as gw
 from .kinds import KINDS_BY_NAME, ROUTE_KINDS
@@ -315,7 +316,7 @@ class ClusterState:
         return self._resource_versions.get(kind, "")
 
     @classmethod
-    def from_objects(cls, objects: Iterable[dict[str, Any]]) -> "ClusterState":
+    def from_objects(cls, objects: Iterable[dict[str, Any]]) -> ClusterState:
         """An offline view: every known kind counts as synced."""
         state = cls()
         state.offline = True
