@@ -35,7 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/python -m ruff check webhook tests
+	$(BIN)/python -m ruff check webhook tests bench fuzz
 
 certs: $(STAMP)
 	$(BIN)/routewarden certs --dir certs/dev
