@@ -12,5 +12,5 @@ REPO = Path(__file__).resolve().parents[1]
 def test_ruff_finds_nothing() -> None:
     """`make lint` is part of the suite, so CI fails on what it would report."""
     result = subprocess.run([sys.executable, "-m", "ruff", "check", "webhook", "tests", "bench", "fuzz"],
-                            cwd=REPO, capture_output=True, text=True)
+                            check=False, cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
