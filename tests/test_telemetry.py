@@ -234,6 +234,9 @@ def test_cache_metrics_are_read_from_the_cluster_view_at_scrape_time(telemetry: 
     assert got[("routewarden_cache_objects", frozenset({("kind", "HTTPRoute")}))] == 2
     assert got[("routewarden_cache_objects", frozenset({("kind", "Gateway")}))] == 1
     assert 0 <= got[("routewarden_cache_last_event_age_seconds", frozenset({("kind", "Gateway")}))] < 60
+    assert 0 <= got[("routewarden_cache_confirmed_age_seconds", frozenset({("kind", "Gateway")}))] < 60
+    state.mark_alive("Gateway", at=time.monotonic() - 1000)  # a watch silent for 1000 s, no bookmark
+    assert value(telemetry, "routewarden_cache_confirmed_age_seconds", kind="Gateway") >= 1000
 
 
 def test_policy_reloads_certificate_expiry_and_audit_results_are_exported(telemetry: Telemetry) -> None:
@@ -590,5 +593,6 @@ def test_the_busy_fixture_really_fills_every_family() -> None:
         "routewarden_policy_last_reload_success_timestamp_seconds",
         "routewarden_certificate_expiry_timestamp_seconds", "routewarden_audit_violations",
         "routewarden_cache_synced", "routewarden_cache_objects", "routewarden_cache_last_event_age_seconds",
+        "routewarden_cache_confirmed_age_seconds",
     }
     assert all(f.samples for f in families.values())

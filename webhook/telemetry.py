@@ -82,6 +82,8 @@ class StateView(Protocol):
 
     def last_event_age(self, kind: str, now: float | None = None) -> float | None: ...
 
+    def confirmed_age(self, kind: str, now: float | None = None) -> float: ...
+
 
 # ---------------------------------------------------------------------------- metrics
 class _Metrics:
@@ -138,10 +140,10 @@ class _CacheCollector:
         return self._families()
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        synced, objects, age = self._families()
+        synced, objects, age, confirmed = families = self._families()
         state = self.state
         if state is None:
-            return [synced, objects, age]
+            return list(families)
         try:
             now = time.monotonic()
             for kind in sorted(state.expected_kinds):
@@ -150,12 +152,13 @@ class _CacheCollector:
                 seconds = state.last_event_age(kind, now)
                 if seconds is not None:
                     age.add_metric([kind], seconds)
+                confirmed.add_metric([kind], state.confirmed_age(kind, now))
         except Exception:  # a scrape must not fail because the view changed under it
             log.exception("could not read the cluster view for cache metrics")
-        return [synced, objects, age]
+        return list(families)
 
     @staticmethod
-    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
         return (
             GaugeMetricFamily("routewarden_cache_synced",
                               "1 when the kind has been listed and is watched.", labels=["kind"]),
@@ -163,6 +166,10 @@ class _CacheCollector:
                               labels=["kind"]),
             GaugeMetricFamily("routewarden_cache_last_event_age_seconds",
                               "Seconds since the last list or watch event for the kind.", labels=["kind"]),
+            GaugeMetricFamily("routewarden_cache_confirmed_age_seconds",
+                              "Seconds since the watch of the kind was last known current (list, event, "
+                              "bookmark or watch reconnect); grows only when the watch is broken.",
+                              labels=["kind"]),
         )
 
 

@@ -306,8 +306,14 @@ class ClusterState:
         if self.offline or not self._expected:
             return 0.0
         now = time.monotonic() if now is None else now
-        ages = [now - self._alive.get(k, self._created) for k in self._expected if k not in self._unavailable]
+        ages = [self.confirmed_age(k, now) for k in self._expected if k not in self._unavailable]
         return max(ages, default=0.0)
+
+    def confirmed_age(self, kind: str, now: float | None = None) -> float:
+        """Seconds since ``kind`` was last known current (since the view was made, if never)."""
+        if self.offline:
+            return 0.0
+        return (time.monotonic() if now is None else now) - self._alive.get(kind, self._created)
 
     def mark_alive(self, kind: str, at: float | None = None) -> None:
         self._alive[kind] = time.monotonic() if at is None else at
