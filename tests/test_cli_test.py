@@ -8,6 +8,8 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -71,11 +73,13 @@ def test_junit_output_has_a_suite_per_folder_and_a_failure_per_unmet_expectation
     assert proc.returncode == 2  # a broken definition wins over a failure
     root = ET.fromstring(proc.stdout)
     suites = {s.get("name"): s for s in root.findall("testsuite")}
-    assert len(suites) == 10
+    scenario_files = list((REPO / "tests" / "scenarios").rglob("routewarden-test.yaml"))
+    assert len(suites) == len(scenario_files) + 2
     broken = suites["a-wrong-expectation-fails"]
     [case] = broken.findall("testcase")
     assert case.find("failure") is not None and broken.get("failures") == "1"
     assert suites["suite-broken-definition"].find("testcase/error") is not None
     assert root.get("failures") == "1" and root.get("errors") == "1"
     cases = root.findall("testsuite/testcase")
-    assert int(root.get("tests")) == len(cases) == 37 + 1 + 1
+    expectations = sum(len(yaml.safe_load(f.read_text())["results"]) for f in scenario_files)
+    assert int(root.get("tests")) == len(cases) == expectations + 1 + 1

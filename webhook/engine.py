@@ -44,6 +44,7 @@ STATE_RULES = frozenset(
         "attachment/NotAllowedByListeners",
         "attachment/NoMatchingListenerHostname",
         "attachment/NotAllowedByPolicy",
+        "listenerset/NotAllowed",
         "hostnames/HostnameConflict",
         "references/RefNotPermitted",
         "blastradius/RoutesDetached",
@@ -113,6 +114,8 @@ def _validate(request: AdmissionRequest, policies: PolicySet, state: ClusterStat
         elif kind == "ReferenceGrant" and request.operation in ("UPDATE", "DELETE"):
             old = old_grant()
             yield from blastradius.grant_change_keeps_references(ctx, old, new_grant())
+        elif kind == "ListenerSet" and request.operation in ("CREATE", "UPDATE") and request.object is not None:
+            yield from attachment.listenerset_is_accepted(ctx, request.object, namespace=namespace)
 
 
 def _route_rules(ctx: RuleContext, route: gw.Route, old: gw.Route | None) -> Iterator[Violation]:

@@ -714,6 +714,27 @@ def listeners_for_ref(listeners: Iterable[Listener], ref: ParentRef) -> tuple[Li
     )
 
 
+def gateway_admits_listenerset(
+    gateway: Gateway, *, namespace: str, namespace_labels: Mapping[str, str] | None
+) -> bool | None:
+    """Whether ``spec.allowedListeners`` lets a ListenerSet in ``namespace`` attach (GEP-1713).
+
+    The default is ``None``: a Gateway accepts no ListenerSet until it opts in. Returns
+    None when only the (unknown) labels of the namespace could tell.
+    """
+    allowed = gateway.allowed_listeners_from
+    if allowed == "All":
+        return True
+    if allowed == "Same":
+        return namespace == gateway.namespace
+    if allowed == "Selector" and gateway.allowed_listeners_selector is not None:
+        selector = gateway.allowed_listeners_selector
+        if namespace_labels is None:
+            return selector.matches({NAME_LABEL: namespace}) if selector.keys <= {NAME_LABEL} else None
+        return selector.matches(namespace_labels)
+    return False
+
+
 def listener_admits_namespace(
     listener: Listener, *, owner_namespace: str, route_namespace: str, namespace_labels: Mapping[str, str] | None
 ) -> bool | None:

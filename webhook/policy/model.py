@@ -23,6 +23,7 @@ RULES: Mapping[str, tuple[str, Mode | None]] = {
     "attachment/NotAllowedByPolicy": ("attachment", None),
     "attachment/GatewayNotFound": ("attachment", Mode.WARN),
     "attachment/NamespaceNotFound": ("attachment", Mode.WARN),
+    "listenerset/NotAllowed": ("attachment", None),
     "hostnames/HostnameRequired": ("hostnames", None),
     "hostnames/HostnameNotAllowed": ("hostnames", None),
     "hostnames/HostnameConflict": ("hostnames", None),

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from .. import gatewayapi as gw
 from ..decision import Violation
 from .context import RuleContext
+from .references import references_are_granted
 
 
 def parent_listeners(ctx: RuleContext, ref: gw.ParentRef) -> tuple[gw.Gateway | None, tuple[gw.Listener, ...], str]:
@@ -25,6 +26,57 @@ def parent_listeners(ctx: RuleContext, ref: gw.ParentRef) -> tuple[gw.Gateway | 
         gateway = ctx.state.gateway(*parent) if parent else None
         return gateway, gw.listenerset_listeners(obj), ref.namespace
     return None, (), ref.namespace
+
+
+def listenerset_not_accepted(ctx: RuleContext, ref: gw.ParentRef, gateway: gw.Gateway) -> Violation | None:
+    """A parentRef to a ListenerSet its Gateway does not accept (``allowedListeners``)."""
+    admitted = gw.gateway_admits_listenerset(gateway, namespace=ref.namespace,
+                                             namespace_labels=ctx.labels(ref.namespace))
+    if admitted is not False:
+        return None
+    return ctx.violation(
+        "attachment/NotAllowedByListeners",
+        f"ListenerSet {ref.namespace}/{ref.name} is not accepted by {gateway.describe()} "
+        f"(allowedListeners.namespaces.from: {gateway.allowed_listeners_from}), so none of its listeners serve routes",
+        field=ref.field,
+        fix=f"ask the owners of {gateway.describe()} to accept ListenerSets from namespace {ref.namespace} "
+            "(spec.allowedListeners), or attach to the Gateway",
+    )
+
+
+def listenerset_is_accepted(ctx: RuleContext, obj: dict, *, namespace: str) -> Iterator[Violation]:
+    """A ListenerSet attaches to a Gateway that accepts it, and its certificates are granted."""
+    meta = gw.Meta.from_object(obj, default_namespace=namespace)
+    obj = {**obj, "metadata": {**(obj.get("metadata") or {}), "namespace": meta.namespace}}
+    parent = gw.listenerset_parent(obj)
+    if parent is None:
+        return
+    gateway = ctx.state.gateway(*parent)
+    if gateway is None:
+        ref = gw.ParentRef(gw.GROUP, "Gateway", parent[0], parent[1], field="spec.parentRef")
+        if ctx.may_govern(ref):
+            yield ctx.violation(
+                "attachment/GatewayNotFound",
+                f"{ref.describe()} does not exist in the cluster (yet), so the ListenerSet cannot be checked against it",
+                field="spec.parentRef",
+                fix=f"create {ref.describe()} first, or correct spec.parentRef",
+            )
+        return
+    if not ctx.governs(gateway):
+        return
+    if ctx.policy.mirror_listeners and gw.gateway_admits_listenerset(
+        gateway, namespace=meta.namespace, namespace_labels=ctx.labels(meta.namespace)
+    ) is False:
+        yield ctx.violation(
+            "listenerset/NotAllowed",
+            f"{gateway.describe()} does not accept ListenerSets from namespace {meta.namespace} "
+            f"(allowedListeners.namespaces.from: {gateway.allowed_listeners_from})",
+            field="spec.parentRef",
+            fix=f"ask the owners of {gateway.describe()} to accept ListenerSets from namespace {meta.namespace} "
+                "(spec.allowedListeners.namespaces)",
+        )
+    refs = [r for listener in gw.listenerset_listeners(obj) for r in listener.certificate_refs]
+    yield from references_are_granted(ctx, from_kind="ListenerSet", from_namespace=meta.namespace, refs=refs)
 
 
 def _listener_summary(listeners: tuple[gw.Listener, ...]) -> str:
@@ -58,6 +110,11 @@ def route_attaches_to_listeners(ctx: RuleContext, route: gw.Route) -> Iterator[V
             continue
         if not ctx.governs(gateway) or not ctx.policy.mirror_listeners:
             continue
+        if ref.is_listenerset:
+            refused = listenerset_not_accepted(ctx, ref, gateway)
+            if refused is not None:
+                yield refused
+                continue
         attachment = ctx.attachment(route, ref, listeners, owner_namespace=owner_ns)
         if attachment.reason is None:
             if attachment.unknown_namespace and not any(v.accepts for v in attachment.verdicts):
