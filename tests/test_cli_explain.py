@@ -101,3 +101,15 @@ def test_an_undeclared_namespace_leaves_the_answer_open_rather_than_guessing() -
     assert report.parents[0].accepted is None
     assert report.parents[0].listeners[0].namespace_allowed is None
     assert "not declared" in report.parents[0].message
+
+
+def test_a_route_on_a_listenerset_its_gateway_refuses_is_not_attached() -> None:
+    """A ListenerSet the Gateway's allowedListeners refuses serves no route, as check decides."""
+    scenario = REPO / "tests/scenarios"
+    found = load_manifests([scenario / "_shared/cluster.yaml", scenario / "listenersets"])
+    state = ClusterState.from_objects(m.obj for m in found)
+    reports = {f"{r.namespace}/{r.name}": r for r in explain([(m.obj, m.path, m.line) for m in found], state)}
+    refused, accepted = reports["apples/extra"], reports["apples/shop"]
+    assert not refused.attached and accepted.attached
+    assert refused.parents[0].reason == "NotAllowedByListeners" and refused.parents[0].accepted is False
+    assert "not accepted by Gateway infra/closed" in refused.parents[0].message

@@ -167,6 +167,10 @@ def explain_parent(route: gw.Route, ref: gw.ParentRef, state: ClusterState) -> P
     if not found:
         return ParentReport(ref.describe(), ref.field, False, False, "GatewayNotFound",
                             f"{owner} is neither in the manifests nor (with --cluster) in the cluster", (), ())
+    if ref.is_listenerset:
+        refused = _listenerset_refused(state, ref, owner)
+        if refused is not None:
+            return refused
     attachment = gw.evaluate_attachment(
         route, ref, listeners, owner_namespace=ref.namespace, namespace_labels=state.namespace_labels(route.namespace)
     )
@@ -182,6 +186,30 @@ def explain_parent(route: gw.Route, ref: gw.ParentRef, state: ClusterState) -> P
                    "add the Namespace manifest (or use --cluster)")
     return ParentReport(ref.describe(), ref.field, True, accepted, attachment.reason or "Accepted", message,
                         reports, attachment.hostnames)
+
+
+def _listenerset_refused(state: ClusterState, ref: gw.ParentRef, owner: str) -> ParentReport | None:
+    """A ListenerSet serves routes only once its Gateway exists and accepts it (``allowedListeners``),
+    as the ``attachment/NotAllowedByListeners`` rule decides."""
+    parent = gw.listenerset_parent(state.get("ListenerSet", ref.namespace, ref.name) or {})
+    gateway = state.gateway(*parent) if parent else None
+    if gateway is None:
+        where = f"Gateway {parent[0]}/{parent[1]}" if parent else "its parent Gateway"
+        return ParentReport(ref.describe(), ref.field, False, False, "GatewayNotFound",
+                            f"{where} (the parent of {owner}) is neither in the manifests nor (with --cluster) "
+                            "in the cluster", (), ())
+    admitted = gw.gateway_admits_listenerset(gateway, namespace=ref.namespace,
+                                             namespace_labels=state.namespace_labels(ref.namespace))
+    if admitted is True:
+        return None
+    if admitted is None:
+        return ParentReport(ref.describe(), ref.field, True, None, "NotAllowedByListeners",
+                            f"whether {gateway.describe()} accepts {owner} depends on the labels of namespace "
+                            f"{ref.namespace}, which is not declared: add the Namespace manifest (or use --cluster)",
+                            (), ())
+    return ParentReport(ref.describe(), ref.field, True, False, "NotAllowedByListeners",
+                        f"{owner} is not accepted by {gateway.describe()} (allowedListeners.namespaces.from: "
+                        f"{gateway.allowed_listeners_from}), so none of its listeners serve routes", (), ())
 
 
 # ----------------------------------------------------------------------------- backends
