@@ -9,7 +9,7 @@ operations), so an object that is already right gets no patch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -73,7 +73,6 @@ class Decision:
     code: int = 200
     reason: str = ""
     message: str = ""
-    notes: tuple[str, ...] = field(default=())
 
     @property
     def denials(self) -> tuple[Violation, ...]:
