@@ -16,9 +16,10 @@ WORKDIR /src
 RUN python -m venv /opt/venv
 COPY pyproject.toml README.md ./
 COPY webhook ./webhook
-# Every dependency ships manylinux wheels, so no compiler is needed even here.
+# Every dependency ships manylinux wheels, so no compiler is needed even here. The otlp
+# extra is included so OTEL_EXPORTER_OTLP_ENDPOINT works in the image.
 RUN /opt/venv/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
-    && /opt/venv/bin/pip install --no-cache-dir /wheels/*.whl
+    && /opt/venv/bin/pip install --no-cache-dir "$(ls /wheels/*.whl)[otlp]"
 
 # ---- runtime: the virtualenv only; no pip cache, no sources, no build tools ----
 FROM python:3.11.14-slim-bookworm
