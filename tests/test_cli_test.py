@@ -8,6 +8,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,6 +59,27 @@ def test_a_broken_test_definition_exits_2() -> None:
     proc = run("tests/cli/suite-broken-definition")
     assert proc.returncode == 2
     assert "broken test definition" in proc.stdout and "does-not-exist.yaml" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "fields, problem",
+    [
+        ({"requests": ["just-a-string"]}, "requests[0]: expected a mapping"),
+        ({"requests": [{"operation": "CREATE", "object": [1, 2]}]}, "requests[0]: object must be a mapping"),
+        ({"requests": [{"operation": "PATCH", "object": {"kind": "HTTPRoute"}}]}, "operation must be one of"),
+        ({"resources": 5}, "resources must be a list"),
+    ],
+)
+def test_a_malformed_test_definition_is_broken_not_a_crash(tmp_path: Path, fields: dict, problem: str) -> None:
+    """A requests or resources entry of the wrong shape exits 2 naming it, without a traceback."""
+    spec = {"apiVersion": "routewarden.dev/v1alpha1", "kind": "Test", "metadata": {"name": "malformed"},
+            "policies": [str(REPO / "tests/cli/policies")],
+            "results": [{"resource": "HTTPRoute/apples/shop", "result": "allow"}], **fields}
+    (tmp_path / "routewarden-test.yaml").write_text(yaml.safe_dump(spec))
+    proc = run(str(tmp_path))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert f"ERROR {tmp_path.name} " in proc.stdout and problem in proc.stdout
 
 
 def test_a_directory_without_tests_is_a_usage_error(tmp_path: Path) -> None:

@@ -43,6 +43,7 @@ from .state.store import ClusterState
 
 TEST_FILE = "routewarden-test.yaml"
 RESULTS = ("allow", "warn", "deny")
+OPERATIONS = ("CREATE", "UPDATE", "DELETE")
 
 
 class TestDefinitionError(ValueError):
@@ -95,7 +96,10 @@ def load_test(folder: Path) -> TestCase:
         raise TestDefinitionError(f"{path}: unknown fields {sorted(unknown)}")
 
     def paths(key: str) -> list[Path]:
-        out = [(folder / p).resolve() for p in spec.get(key) or ()]
+        listed = spec.get(key) or []
+        if not isinstance(listed, list) or not all(isinstance(p, str) for p in listed):
+            raise TestDefinitionError(f"{path}: {key} must be a list of file or directory paths")
+        out = [(folder / p).resolve() for p in listed]
         for p in out:
             if not p.exists():
                 raise TestDefinitionError(f"{path}: {key}: {p} does not exist")
@@ -105,18 +109,42 @@ def load_test(folder: Path) -> TestCase:
         raise TestDefinitionError(f"{path}: policies is required")
     if not spec.get("results"):
         raise TestDefinitionError(f"{path}: results is required (a test must expect something)")
+    if not isinstance(spec["results"], list):
+        raise TestDefinitionError(f"{path}: results must be a list")
     for i, r in enumerate(spec["results"]):
         if not isinstance(r, dict) or r.get("result") not in RESULTS or not r.get("resource"):
             raise TestDefinitionError(f"{path}: results[{i}] needs resource and result ({'|'.join(RESULTS)})")
+    requests = spec.get("requests") or []
+    if not isinstance(requests, list):
+        raise TestDefinitionError(f"{path}: requests must be a list")
+    for i, req in enumerate(requests):
+        problem = _request_problem(req)
+        if problem:
+            raise TestDefinitionError(f"{path}: requests[{i}]: {problem}")
     return TestCase(
         name=(spec.get("metadata") or {}).get("name") or folder.name,
         folder=folder,
         policies=paths("policies"),
         cluster=paths("cluster"),
         resources=paths("resources"),
-        requests=list(spec.get("requests") or ()),
+        requests=list(requests),
         results=list(spec["results"]),
     )
+
+
+def _request_problem(req: Any) -> str:
+    """What is wrong with one ``requests`` entry ("" when nothing): a wrong shape is a
+    broken definition (exit 2), never a crash that reads like a failed test."""
+    if not isinstance(req, dict):
+        return "expected a mapping with operation, object and/or oldObject"
+    if req.get("operation", "CREATE") not in OPERATIONS:
+        return f"operation must be one of {'|'.join(OPERATIONS)}"
+    if req.get("object") is None and req.get("oldObject") is None:
+        return "needs object or oldObject"
+    for key in ("object", "oldObject", "user"):
+        if req.get(key) is not None and not isinstance(req[key], dict):
+            return f"{key} must be a mapping"
+    return ""
 
 
 def ref_of(obj: Mapping[str, Any]) -> str:

@@ -40,7 +40,7 @@ def run_folder(folder: Path) -> FolderRun:
         case = load_test(folder)
         return FolderRun(folder, case.name, list(run_test(case)))
     except (TestDefinitionError, PolicyLoadError, ManifestError, OSError, yaml.YAMLError) as exc:
-        return FolderRun(folder, folder.name, error=str(exc))
+        return FolderRun(folder, folder.resolve().name, error=str(exc))
 
 
 def render_text(runs: list[FolderRun]) -> str:
