@@ -126,6 +126,27 @@ def test_objects_without_a_namespace_get_the_default_or_the_given_one(tmp_path: 
     assert "references/RefNotPermitted" in {v["rule"] for v in denied["violations"]}  # the grant is for apples
 
 
+def test_routes_are_judged_against_the_gateway_as_the_mutating_webhook_stores_it(tmp_path: Path) -> None:
+    """A Gateway a ServicePolicy gives allowedRoutes from: All admits another namespace's route."""
+    policy = (REPO / CLI / "policies" / "tenancy.yaml").read_text()
+    defaults = ("apiVersion: routewarden.dev/v1alpha1\nkind: ServicePolicy\nmetadata: {name: gateway-defaults}\n"
+                "spec:\n  gateway:\n    defaultAllowedRoutes: {namespaces: {from: All}}\n")
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "tenancy.yaml").write_text(policy)
+    (tmp_path / "policies" / "defaults.yaml").write_text(defaults)
+    (tmp_path / "manifests.yaml").write_text(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: shared, namespace: infra}\n"
+        "spec:\n  gatewayClassName: cilium\n  listeners: [{name: http, port: 80, protocol: HTTP}]\n---\n"
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: web, namespace: apples}\n"
+        "spec: {parentRefs: [{name: shared, namespace: infra}], hostnames: [web.apples.example.com]}\n")
+    inputs = (str(REPO / CLI / "repo/platform/namespaces.yaml"), str(tmp_path / "manifests.yaml"))
+    mutated = check("--policies", str(tmp_path / "policies"), *inputs, "-o", "json")
+    as_written = check("--policies", str(tmp_path / "policies/tenancy.yaml"), *inputs)
+    assert mutated.returncode == 0, mutated.stdout + mutated.stderr
+    assert by_name(as_json(mutated))["Gateway/infra/shared"]["patch"]
+    assert as_written.returncode == 1 and "NotAllowedByListeners" in as_written.stdout
+
+
 def test_warnings_fail_only_with_warnings_as_errors(tmp_path: Path) -> None:
     """A rule in warn mode only warns: exit 0, or 1 with --warnings-as-errors."""
     policy = (REPO / CLI / "policies" / "tenancy.yaml").read_text()

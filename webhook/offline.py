@@ -18,6 +18,7 @@ from .admission import AdmissionRequest, GroupVersionKind, UserInfo
 from .decision import Decision, Violation
 from .engine import decide
 from .policy.model import PolicySet
+from .state.kinds import KINDS_BY_NAME
 from .state.store import ClusterState
 
 OFFLINE_USER = UserInfo(username="routewarden:offline-check", groups=("system:authenticated",))
@@ -131,10 +132,31 @@ def evaluate(
     return validation, mutation
 
 
+def store_mutated(objects: Iterable[Mapping[str, Any]], policies: PolicySet, state: ClusterState) -> None:
+    """Put into ``state`` the objects as the apiserver would store them: mutated.
+
+    A Gateway the mutating webhook gives ``allowedRoutes`` is stored with them, and its
+    routes attach to the stored Gateway; judging them against the manifest as written
+    would deny what the cluster will admit.
+    """
+    for obj in objects:
+        kind = obj.get("kind")
+        if not isinstance(kind, str) or kind not in KINDS_BY_NAME:
+            continue
+        meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+        stored = state.get(kind, str(meta.get("namespace") or ""), str(meta.get("name") or "")) or obj
+        mutation = decide(synthesize_request(stored), policies, state, webhook="mutate")
+        if mutation.patch:  # the stored copy keeps what a live listing gave it (creationTimestamp)
+            state.apply(kind, jsonpatch.apply_patch(dict(stored), list(mutation.patch)))
+
+
 def evaluate_all(
     objects: Iterable[tuple[Mapping[str, Any], str, int | None]], policies: PolicySet, state: ClusterState
 ) -> list[ObjectResult]:
-    """Evaluate (object, source file, line) triples as CREATEs against ``state``."""
+    """Evaluate (object, source file, line) triples as CREATEs against ``state``, which
+    first takes the mutated form of every object (:func:`store_mutated`)."""
+    objects = list(objects)
+    store_mutated((obj for obj, _, _ in objects), policies, state)
     results = []
     for obj, source, line in objects:
         validation, mutation = evaluate(obj, policies, state)
