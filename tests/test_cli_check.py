@@ -226,3 +226,9 @@ def test_cluster_mode_without_a_reachable_cluster_is_a_usage_error(tmp_path: Pat
     (tmp_path / "kubeconfig").write_text("not: [a kubeconfig")
     proc = check(*POLICIES, "--cluster", "--kubeconfig", str(tmp_path / "kubeconfig"), str(CLI / "commit"))
     assert proc.returncode == 2 and "--cluster" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_policy_directory_without_policies_is_a_usage_error(tmp_path: Path) -> None:
+    """A mistyped or empty --policies must not turn the CI gate into a silent pass."""
+    proc = check("--policies", str(tmp_path), "tests/cli/commit/route.yaml")
+    assert proc.returncode == 2 and "no policy documents" in proc.stderr

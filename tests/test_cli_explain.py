@@ -113,3 +113,21 @@ def test_a_route_on_a_listenerset_its_gateway_refuses_is_not_attached() -> None:
     assert not refused.attached and accepted.attached
     assert refused.parents[0].reason == "NotAllowedByListeners" and refused.parents[0].accepted is False
     assert "not accepted by Gateway infra/closed" in refused.parents[0].message
+
+
+MESH_ROUTE = """\
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: mesh, namespace: apples}
+spec:
+  parentRefs: [{group: "", kind: Service, name: apples-echo}]
+  rules: [{backendRefs: [{name: apples-echo, port: 8080}]}]
+"""
+
+
+def test_a_mesh_route_is_not_counted_as_detached() -> None:
+    """A Service parent (GAMMA) is not predicted: explain says so and does not fail the run."""
+    proc = run("-", "-o", "json", stdin=MESH_ROUTE)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [report] = json.loads(proc.stdout)["routes"]
+    assert report["parents"][0]["reason"] == "NotAGateway" and report["attached"] is True

@@ -153,3 +153,14 @@ def test_status_subresource_requests_are_not_judged() -> None:
     request = synthesize_request(route())
     request = AdmissionRequest(**{**{f: getattr(request, f) for f in request.__slots__}, "sub_resource": "status"})
     assert decide(request, policies(), ClusterState.from_objects(CLUSTER)).violations == ()
+
+
+def test_an_unknown_gateway_only_warns_even_when_attachment_enforces() -> None:
+    """unknownGateway (default warn) decides apply-order findings; attachment.mode does not."""
+    obj = route(name="early", namespace="apples", hostnames=["e.apples.example.com"])
+    obj["spec"]["parentRefs"] = [{"name": "not-yet", "namespace": "infra"}]
+    state = ClusterState.from_objects(CLUSTER)
+    enforcing = decide(synthesize_request(obj), policies("  attachment: {mode: enforce}\n"), state)
+    assert enforcing.allowed and enforcing.rules == ("attachment/GatewayNotFound",)
+    strict = decide(synthesize_request(obj), policies("  rules: {attachment/GatewayNotFound: enforce}\n"), state)
+    assert not strict.allowed and strict.reason == "GatewayNotFound"

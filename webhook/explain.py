@@ -72,7 +72,9 @@ class RouteReport:
 
     @property
     def attached(self) -> bool:
-        return bool(self.parents) and all(p.accepted for p in self.parents)
+        """Every parent routewarden predicts accepts the route (mesh parents are not predicted)."""
+        predicted = [p for p in self.parents if p.reason != "NotAGateway"]
+        return bool(self.parents) and all(p.accepted for p in predicted)
 
     @property
     def refs_resolved(self) -> bool:

@@ -77,9 +77,13 @@ def load_policies(paths: Sequence[Path] | None) -> PolicySet:
         if not path.exists():
             raise InputError(f"{path}: no such policy file or directory")
     try:
-        return load_paths(chosen)
+        policies = load_paths(chosen)
     except PolicyLoadError as exc:
         raise InputError("invalid policies:\n  " + "\n  ".join(str(e) for e in exc.errors)) from exc
+    if not policies.tenancy and not policies.services:
+        # A mistyped directory must not turn a CI gate into a silent pass.
+        raise InputError(f"no policy documents in {', '.join(map(str, chosen))}")
+    return policies
 
 
 def overlay(state: ClusterState, objects: Sequence[dict[str, Any]]) -> None:

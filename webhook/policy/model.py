@@ -173,13 +173,10 @@ class TenancyPolicy:
             if mode:
                 sections[section] = Mode(mode)
         attachment = spec.get("attachment") or {}
-        if attachment.get("unknownGateway"):
-            rule_modes_extra = {
-                "attachment/GatewayNotFound": Mode(attachment["unknownGateway"]),
-                "attachment/NamespaceNotFound": Mode(attachment["unknownGateway"]),
-            }
-        else:
-            rule_modes_extra = {}
+        # A Gateway or namespace the view does not hold yet is a GitOps apply-order matter:
+        # unknownGateway (default warn) decides it, not attachment.mode; spec.rules still wins.
+        unknown = Mode(attachment.get("unknownGateway", "warn"))
+        rule_modes_extra = {"attachment/GatewayNotFound": unknown, "attachment/NamespaceNotFound": unknown}
         match = spec.get("match") or {}
         hostnames = spec.get("hostnames") or {}
         references = spec.get("references") or {}
