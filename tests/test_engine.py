@@ -164,3 +164,30 @@ def test_an_unknown_gateway_only_warns_even_when_attachment_enforces() -> None:
     assert enforcing.allowed and enforcing.rules == ("attachment/GatewayNotFound",)
     strict = decide(synthesize_request(obj), policies("  rules: {attachment/GatewayNotFound: enforce}\n"), state)
     assert not strict.allowed and strict.reason == "GatewayNotFound"
+
+
+def test_a_route_already_in_the_cluster_keeps_its_hostname_against_a_newcomer() -> None:
+    """check --cluster evaluates existing routes as CREATEs too: only the later claimant is refused."""
+    unique = "  hostnames: {unique: true}\n"
+    existing = route(name="shop", namespace="apples", hostnames=["shop.example.com"])
+    existing["metadata"]["creationTimestamp"] = "2024-01-01T00:00:00Z"
+    newcomer = route(name="shop", namespace="bananas", hostnames=["shop.example.com"])
+    state = ClusterState.from_objects([*CLUSTER, existing, newcomer])
+    kept = decide(synthesize_request(existing), policies(unique), state)
+    assert "hostnames/HostnameConflict" not in kept.rules
+    refused = decide(synthesize_request(newcomer), policies(unique), state)
+    assert "hostnames/HostnameConflict" in refused.rules and "namespace apples" in refused.message
+
+
+def test_an_update_adding_a_hostname_a_newer_route_serves_is_refused() -> None:
+    """The oldest route wins a contested name, so an old route may not add one a newer route serves."""
+    unique = "  hostnames: {unique: true}\n"
+    newer = route(name="shop", namespace="bananas", hostnames=["shop.example.com"])
+    newer["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z"
+    before = route(name="old", namespace="apples", hostnames=["old.example.com"])
+    before["metadata"]["creationTimestamp"] = "2020-01-01T00:00:00Z"
+    after = route(name="old", namespace="apples", hostnames=["old.example.com", "shop.example.com"])
+    after["metadata"]["creationTimestamp"] = "2020-01-01T00:00:00Z"
+    state = ClusterState.from_objects([*CLUSTER, newer, before])
+    decision = decide(synthesize_request(after, operation="UPDATE", old=before), policies(unique), state)
+    assert "hostnames/HostnameConflict" in decision.rules and "namespace bananas" in decision.message

@@ -66,6 +66,12 @@ def route_hostnames_are_unclaimed(ctx: RuleContext, route: gw.Route, old: gw.Rou
 
     Only new claims are judged: a hostname the route already had (UPDATE) stays, so an
     update never fails because of a conflict that predates it (the audit reports those).
+    A hostname an UPDATE adds conflicts with every other claimant, older or newer: the
+    spec gives a contested name to the *oldest* route, so an old route adding a name a
+    newer one serves would take it over. A CREATE conflicts with the routes that claimed
+    before it; that is every existing route at admission (the apiserver has just set
+    the new route's creationTimestamp), and in ``routewarden check --cluster`` it keeps a
+    route already in the cluster from being refused because of a newcomer in the commit.
     """
     if not ctx.policy.hostnames_unique or not route.hostnames:
         return
@@ -80,6 +86,7 @@ def route_hostnames_are_unclaimed(ctx: RuleContext, route: gw.Route, old: gw.Rou
             other
             for other in overlapping_routes(ctx.state, hostname)
             if other.namespace != route.namespace and gateways.intersection(r.gateway_key for r in other.parent_refs)
+            and (old is not None or claim_order(other) < claim_order(route))
         ]
         if not rivals:
             continue
