@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,3 +100,12 @@ async def https_server(runtime: Runtime, certificates: CertificateFiles) -> Asyn
     server, runner = await start_https(runtime, certificates)
     yield server
     await runner.cleanup()
+
+
+async def eventually(check: Callable[[], bool], what: str, *, timeout: float = 5.0, interval: float = 0.02) -> None:
+    """Poll ``check`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for: {what}")
+        await asyncio.sleep(interval)

@@ -29,7 +29,7 @@ from typing import Any
 import aiohttp
 import kubernetes.client
 import pytest
-from conftest import REPO, review_body, trusting
+from conftest import REPO, eventually, review_body, trusting
 from kubeapi import FakeKubeAPI
 from test_server_rotation import der, mount_secret
 
@@ -228,13 +228,6 @@ def informer_for(api: FakeKubeAPI, state: ClusterState, client: kubernetes.clien
     return run
 
 
-async def eventually(check: Callable[[], bool], seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
-
-
 async def test_watches_dropped_and_a_410_relist_under_load_never_change_an_answer(
     api: FakeKubeAPI, certificates: CertificateFiles
 ) -> None:
@@ -247,7 +240,7 @@ async def test_watches_dropped_and_a_410_relist_under_load_never_change_an_answe
     try:
         async with serving(runtime, certificates, policy_interval=None,
                            informer=informer_for(api, state, client)) as url:
-            await eventually(lambda: state.synced)
+            await eventually(lambda: state.synced, "the view synced")
 
             async def faults() -> int:
                 drops = 0
@@ -261,7 +254,7 @@ async def test_watches_dropped_and_a_410_relist_under_load_never_change_an_answe
 
             expected = same_as(judged_on(state_from_manifests(load_manifests([REPO / "policies" / "dev-state"]))))
             tally, drops = await asyncio.gather(run_load(url, trusting(certificates), DENIED, expect=expected), faults())
-            await eventually(lambda: state.has_namespace("late-" + str(drops)))
+            await eventually(lambda: state.has_namespace("late-" + str(drops)), "the namespace created while disconnected")
     finally:
         client.close()
     tally.report(f"watches dropped x{drops} and relisted after 410")
@@ -295,7 +288,7 @@ async def test_an_unsynced_view_degrades_as_the_policy_says_through_the_server(
     try:
         app = create_app(runtime, policy_interval=None, informer=informer_for(api, state, client))
         http = await aiohttp_client(app)
-        await eventually(lambda: state.is_synced("Gateway") and state.is_synced("Namespace"))
+        await eventually(lambda: state.is_synced("Gateway") and state.is_synced("Namespace"), "Gateways and Namespaces synced")
         assert not state.synced
         resp = await http.post("/validate", data=DENIED, headers=JSON)
         response = (await resp.json())["response"]

@@ -12,11 +12,12 @@ import contextlib
 import dataclasses
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import kubernetes.client
 import pytest
+from conftest import eventually
 from kubeapi import FakeKubeAPI
 
 from webhook.state.informer import InformerConfig, InformerStats, run_informers
@@ -59,17 +60,9 @@ def view(state: ClusterState, kind: str) -> dict[tuple[str, str], str]:
     }
 
 
-async def eventually(check: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for: {what}")
-        await asyncio.sleep(0.02)
-
-
 async def converged(api: FakeKubeAPI, state: ClusterState, *kinds: str) -> None:
     for kind in kinds or ("Namespace", "HTTPRoute"):
-        await eventually(lambda k=kind: view(state, k) == api.truth(k), f"{kind} view == server truth")
+        await eventually(lambda k=kind: view(state, k) == api.truth(k), f"{kind} view == server truth", timeout=WAIT)
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from conftest import eventually as poll
 
 from webhook.state.informer import InformerConfig, InformerStats, run_informers
 from webhook.state.kinds import GATEWAY_GROUP, KINDS_BY_NAME
@@ -77,11 +77,8 @@ def served_version(client: Any, kind: str) -> str:
 
 
 async def eventually(check: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for: {what}")
-        await asyncio.sleep(0.1)
+    """The suite's polling helper, with the patience a real cluster needs."""
+    await poll(check, what, timeout=timeout, interval=0.1)
 
 
 @contextlib.asynccontextmanager
