@@ -358,22 +358,13 @@ def parse_parent_ref(value: Any, *, route_namespace: str, where: str) -> ParentR
 def parse_object_ref(
     value: Any, *, default_namespace: str, default_kind: str, default_group: str = CORE_GROUP, where: str
 ) -> ObjectRef:
-    # Inlined _field_str: a route review parses a dozen of these.
     m = value if isinstance(value, dict) else _map(value, where)
-    name = m.get("name")
-    if not isinstance(name, str):
-        name = _opt_str(name, f"{where}.name")
+    name = _field_str(m, "name", where)
     if not name:
         raise MalformedObject(f"{where}.name", "is required")
-    group = m.get("group")
-    if group is not None and not isinstance(group, str):
-        _opt_str(group, f"{where}.group")
-    kind = m.get("kind")
-    if kind is not None and not isinstance(kind, str):
-        _opt_str(kind, f"{where}.kind")
-    namespace = m.get("namespace")
-    if namespace is not None and not isinstance(namespace, str):
-        _opt_str(namespace, f"{where}.namespace")
+    group = _field_str(m, "group", where)
+    kind = _field_str(m, "kind", where)
+    namespace = _field_str(m, "namespace", where)
     return ObjectRef(
         group=default_group if group is None else group,
         kind=kind or default_kind,
