@@ -47,11 +47,8 @@ class RuleContext:
         return found
 
     def labels(self, namespace: str) -> Mapping[str, str] | None:
-        labels = self.state.namespace_labels(namespace)
-        if labels is None and self.state.offline:
-            # Offline manifests often leave namespaces out; the name label is always known.
-            return None
-        return labels
+        """A namespace's labels, or None when the view does not hold the namespace."""
+        return self.state.namespace_labels(namespace)
 
     def governs(self, gateway: Gateway) -> bool:
         """Whether the policy's ``match`` selects the Gateway (asked by most rules, answered once)."""
