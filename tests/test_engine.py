@@ -191,3 +191,15 @@ def test_an_update_adding_a_hostname_a_newer_route_serves_is_refused() -> None:
     state = ClusterState.from_objects([*CLUSTER, newer, before])
     decision = decide(synthesize_request(after, operation="UPDATE", old=before), policies(unique), state)
     assert "hostnames/HostnameConflict" in decision.rules and "namespace bananas" in decision.message
+
+
+def test_the_same_finding_from_two_policies_keeps_the_strictest_mode() -> None:
+    """A warn policy listed before an enforce policy does not soften the enforced finding."""
+    soft = POLICY.replace("name: p}", "name: a-soft}") + "  mode: warn\n"
+    strict = POLICY.replace("name: p}", "name: b-strict}")
+    both = load_documents([("a.yaml", soft), ("b.yaml", strict)])
+    decision = decide(synthesize_request(route(namespace="apples")), both, ClusterState.from_objects(CLUSTER))
+    assert [p.name for p in both.tenancy] == ["a-soft", "b-strict"]
+    assert not decision.allowed and decision.reason == "HostnameRequired"
+    assert [(v.rule, v.mode, v.policy) for v in decision.violations] == [
+        ("hostnames/HostnameRequired", Mode.ENFORCE, "b-strict")]

@@ -156,15 +156,18 @@ def _stale(policy: TenancyPolicy, state: ClusterState, now: float | None) -> str
     return None
 
 
+_STRICTNESS = {Mode.AUDIT: 0, Mode.WARN: 1, Mode.ENFORCE: 2}
+
+
 def _fold(violations: list[Violation], policies: PolicySet, state: ClusterState, *, now: float | None) -> Decision:
-    unique = list(dict.fromkeys(violations))  # one policy per finding is enough
-    seen: set[tuple[str, str, str]] = set()
-    deduped = []
-    for v in unique:
+    # One report per finding, however many policies make it, in the strictest mode any
+    # of them gives it: a warn policy listed first must not hide another policy's enforce.
+    strictest: dict[tuple[str, str, str], Violation] = {}
+    for v in violations:
         key = (v.rule, v.field, v.message)
-        if key not in seen:
-            seen.add(key)
-            deduped.append(v)
+        if key not in strictest or _STRICTNESS[v.mode] > _STRICTNESS[strictest[key].mode]:
+            strictest[key] = v
+    deduped = list(strictest.values())
     by_name = {p.name: p for p in policies.tenancy}
     out: list[Violation] = []
     notes: list[str] = []
