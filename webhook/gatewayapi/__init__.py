@@ -1,0 +1,94 @@
+"""Gateway API semantics, as the specification defines them. Pure functions, no I/O.
+
+Everything a rule needs to predict what a Gateway controller will write into a
+route's status lives here, one module per concern:
+
+* ``core``: the API group and kinds, :class:`MalformedObject`, typed field readers and
+  object metadata;
+* ``selectors``: Kubernetes label selector semantics;
+* ``hostnames``: hostname matching and intersection with wildcards
+  (``NoMatchingListenerHostname``);
+* ``references``: parentRefs and object references with the defaults the API applies
+  (parentRef group/kind/namespace, backendRef group/kind);
+* ``routes``: routes of every kind and version;
+* ``gateways``: Gateways, ListenerSets and listeners (``allowedRoutes.namespaces.from:
+  Same`` by default);
+* ``grants``: ReferenceGrant matching (``RefNotPermitted``);
+* ``attachment``: listener selection by ``sectionName`` and ``port``
+  (``NoMatchingParent``) and ``allowedRoutes`` evaluation, namespaces and kinds
+  (``NotAllowedByListeners``).
+
+Callers use the package as one namespace (``from webhook import gatewayapi as gw``).
+
+Hostnames: a wildcard label ``*.`` is a suffix match on whole labels: the spec says
+``*.example.com`` matches ``test.example.com`` *and* ``foo.test.example.com`` but not
+``example.com``. Hostnames are compared case-insensitively (DNS names are).
+"""
+
+from .attachment import (
+    Attachment,
+    ListenerVerdict,
+    evaluate_attachment,
+    gateway_admits_listenerset,
+    listener_admits_kind,
+    listener_admits_namespace,
+    listeners_for_ref,
+)
+from .core import (
+    CORE_GROUP,
+    DEFAULT_KINDS_BY_PROTOCOL,
+    GROUP,
+    HOSTNAME_ROUTE_KINDS,
+    NAME_LABEL,
+    ROUTE_KINDS,
+    MalformedObject,
+    Meta,
+)
+from .gateways import Gateway, Listener, listenerset_listeners, listenerset_parent, parse_listener
+from .grants import ReferenceGrant, reference_permitted
+from .hostnames import (
+    hostname_matches,
+    intersect_hostname,
+    intersect_hostnames,
+    is_wildcard,
+    normalize_hostname,
+)
+from .references import ObjectRef, ParentRef, parse_object_ref, parse_parent_ref
+from .routes import Route
+from .selectors import LabelSelector
+
+__all__ = [
+    "CORE_GROUP",
+    "DEFAULT_KINDS_BY_PROTOCOL",
+    "GROUP",
+    "HOSTNAME_ROUTE_KINDS",
+    "NAME_LABEL",
+    "ROUTE_KINDS",
+    "Attachment",
+    "Gateway",
+    "LabelSelector",
+    "Listener",
+    "ListenerVerdict",
+    "MalformedObject",
+    "Meta",
+    "ObjectRef",
+    "ParentRef",
+    "ReferenceGrant",
+    "Route",
+    "evaluate_attachment",
+    "gateway_admits_listenerset",
+    "hostname_matches",
+    "intersect_hostname",
+    "intersect_hostnames",
+    "is_wildcard",
+    "listener_admits_kind",
+    "listener_admits_namespace",
+    "listeners_for_ref",
+    "listenerset_listeners",
+    "listenerset_parent",
+    "normalize_hostname",
+    "parse_listener",
+    "parse_object_ref",
+    "parse_parent_ref",
+    "reference_permitted",
+]

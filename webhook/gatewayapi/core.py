@@ -1,0 +1,110 @@
+"""The API group, the kinds, the error for malformed objects, typed field readers and object metadata."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+GROUP = "gateway.networking.k8s.io"
+CORE_GROUP = ""
+NAME_LABEL = "kubernetes.io/metadata.name"
+
+ROUTE_KINDS = frozenset({"HTTPRoute", "GRPCRoute", "TLSRoute", "TCPRoute", "UDPRoute"})
+# Route kinds whose hostnames take part in listener matching.
+HOSTNAME_ROUTE_KINDS = frozenset({"HTTPRoute", "GRPCRoute", "TLSRoute"})
+
+# The route kinds a listener accepts when ``allowedRoutes.kinds`` is empty, by protocol.
+# The spec leaves this to implementations for extended protocols; these are the kinds
+# every conformant implementation accepts for the core protocols.
+DEFAULT_KINDS_BY_PROTOCOL: Mapping[str, frozenset[str]] = {
+    "HTTP": frozenset({"HTTPRoute", "GRPCRoute"}),
+    "HTTPS": frozenset({"HTTPRoute", "GRPCRoute"}),
+    "TLS": frozenset({"TLSRoute"}),
+    "TCP": frozenset({"TCPRoute"}),
+    "UDP": frozenset({"UDPRoute"}),
+}
+
+
+# The same as (group, kind) pairs, built once (a listener is asked on every attachment check).
+_DEFAULT_ACCEPTED_KINDS: Mapping[str, frozenset[tuple[str, str]]] = {
+    protocol: frozenset((GROUP, k) for k in kinds) for protocol, kinds in DEFAULT_KINDS_BY_PROTOCOL.items()
+}
+
+
+class MalformedObject(ValueError):
+    """A field does not have the type the API defines (only possible before schema validation)."""
+
+    def __init__(self, field_path: str, message: str) -> None:
+        super().__init__(f"{field_path}: {message}")
+        self.field = field_path
+
+
+# --------------------------------------------------------------------------- reading helpers
+def _map(value: Any, where: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise MalformedObject(where, f"expected an object, got {type(value).__name__}")
+    return value
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise MalformedObject(where, f"expected a list, got {type(value).__name__}")
+    return value
+
+
+def _opt_str(value: Any, where: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise MalformedObject(where, f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _str(value: Any, where: str) -> str:
+    """A list item that must be a string (``null`` is a wrong type there, not an omission)."""
+    if not isinstance(value, str):
+        raise MalformedObject(where, f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _opt_int(value: Any, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise MalformedObject(where, f"expected an integer, got {type(value).__name__}")
+    return value
+
+
+def _str_map(value: Any, where: str) -> dict[str, str]:
+    m = _map(value, where)
+    for k, v in m.items():
+        if not isinstance(v, str):
+            raise MalformedObject(f"{where}.{k}", f"expected a string, got {type(v).__name__}")
+    return dict(m)
+
+
+@dataclass(frozen=True, slots=True)
+class Meta:
+    namespace: str
+    name: str
+    uid: str = ""
+    creation_timestamp: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_object(cls, obj: Mapping[str, Any], *, default_namespace: str = "") -> Meta:
+        meta = _map(obj.get("metadata"), "metadata")
+        return cls(
+            namespace=_opt_str(meta.get("namespace"), "metadata.namespace") or default_namespace,
+            name=_opt_str(meta.get("name"), "metadata.name") or "",
+            uid=_opt_str(meta.get("uid"), "metadata.uid") or "",
+            creation_timestamp=_opt_str(meta.get("creationTimestamp"), "metadata.creationTimestamp") or "",
+            labels=_str_map(meta.get("labels"), "metadata.labels"),
+            annotations=_str_map(meta.get("annotations"), "metadata.annotations"),
+        )
