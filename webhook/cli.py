@@ -33,9 +33,11 @@ from .certs import (
 from .commands import GITOPS_COMMANDS
 from .logs import configure_logging, fields
 from .policy.loader import PolicyStore
+from .reconcile import service_kinds
+from .reconcile import wiring as reconcile_options
 from .runtime import Runtime
 from .server import Background, create_app, serve
-from .state.kinds import WATCHED_KINDS
+from .state.kinds import WATCHED_KINDS, WatchedKind
 from .state.manifests import ManifestError, load_manifests, state_from_manifests
 from .state.store import ClusterState
 from .telemetry import Telemetry
@@ -91,6 +93,7 @@ def configure_serve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--certificate-interval", type=float, default=10.0,
                         help="seconds between checks of the certificate files for rotation (default: %(default)s)")
     bootstrap.add_arguments(parser)
+    reconcile_options.add_arguments(parser)
 
 
 def ensure_dev_certificates(directory: Path) -> CertificateFiles:
@@ -111,8 +114,11 @@ def kube_api_client(*, kubeconfig: Path | None, in_cluster: bool) -> Any:
     return config.new_client_from_config(config_file=str(kubeconfig))
 
 
-def informer_hook(state: ClusterState, *, kubeconfig: Path | None, in_cluster: bool) -> Background | None:
-    """The list/watch task feeding ``state``, or None when the informer is not available."""
+def informer_hook(
+    state: ClusterState, *, kubeconfig: Path | None, in_cluster: bool,
+    kinds: tuple[WatchedKind, ...] = WATCHED_KINDS, on_event: Callable[..., None] | None = None,
+) -> Background | None:
+    """The list/watch task feeding ``state`` (and ``on_event``), or None when the informer is not available."""
     try:
         from .state.informer import run_informers
     except ImportError as exc:
@@ -120,12 +126,12 @@ def informer_hook(state: ClusterState, *, kubeconfig: Path | None, in_cluster: b
                     extra=fields(error=str(exc)))
         return None
     api_client = kube_api_client(kubeconfig=kubeconfig, in_cluster=in_cluster)
-    state.expect(k.kind for k in WATCHED_KINDS)
+    state.expect(k.kind for k in kinds)
 
     async def run() -> None:
         freezer = asyncio.create_task(freeze_when_synced(state))
         try:
-            await run_informers(state, api_client=api_client, kinds=WATCHED_KINDS)
+            await run_informers(state, api_client=api_client, kinds=kinds, on_event=on_event)
         finally:
             freezer.cancel()
 
@@ -158,7 +164,13 @@ def run_serve(args: argparse.Namespace) -> int:
     except ManifestError as exc:
         sys.stderr.write(f"routewarden serve: {exc}\n")
         return 2
-    informer = informer_hook(state, kubeconfig=args.kubeconfig, in_cluster=args.in_cluster) if online else None
+    reconciler = reconcile_options.build(
+        args, state=state, policies=policies, telemetry=telemetry,
+        api_client=kube_api_client(kubeconfig=args.kubeconfig, in_cluster=args.in_cluster),
+    ) if online and args.reconcile != "off" else None
+    kinds = WATCHED_KINDS + (service_kinds(args.reconcile_namespace) if reconciler else ())
+    informer = informer_hook(state, kubeconfig=args.kubeconfig, in_cluster=args.in_cluster, kinds=kinds,
+                             on_event=reconciler.on_event if reconciler else None) if online else None
     runtime = Runtime(policies=policies, state=state, telemetry=telemetry, require_sync=informer is not None)
     if args.self_managed_certs:  # issue or adopt the certificates in cert_dir before they are loaded
         informer = bootstrap.self_managed_certificates(args, files, informer, connect=lambda: kube_api_client(
@@ -173,7 +185,8 @@ def run_serve(args: argparse.Namespace) -> int:
     audit = audit_hook(state, policies, telemetry, interval=args.audit_interval, api_client=kube_api_client(
         kubeconfig=args.kubeconfig, in_cluster=args.in_cluster) if online else None)
     app = create_app(runtime, certificates=reloader,
-                     certificate_interval=args.certificate_interval, informer=informer, audit=audit)
+                     certificate_interval=args.certificate_interval, informer=informer, audit=audit,
+                     reconciler=reconciler.run if reconciler else None)
 
     def started(port: int) -> None:
         if args.dev:
