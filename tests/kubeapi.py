@@ -42,6 +42,7 @@ import copy
 import json
 import ssl
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -79,6 +80,18 @@ class _Event:
     resource: Resource
     obj: Obj
     old: Obj | None = None  # the previous version, for selector transitions
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request as the fake saw it: when, what, and who (the bearer token)."""
+
+    at: float  # time.monotonic()
+    method: str
+    path: str
+    query: dict[str, str]
+    token: str
+    content_type: str
 
 
 @dataclass
@@ -146,6 +159,7 @@ class FakeKubeAPI:
         self.list_gone_on_stale = True  # a list with an explicit, compacted resourceVersion gets 410
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.authorizations: list[str] = []  # the Authorization header of each request ("" if none)
+        self.calls: list[Call] = []
         self._ssl = ssl_context
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -439,6 +453,9 @@ class FakeKubeAPI:
     async def _middleware(self, request: web.Request, handler: Callable) -> web.StreamResponse:
         self.requests.append((request.method, request.path, dict(request.query)))
         self.authorizations.append(request.headers.get("Authorization", ""))
+        self.calls.append(Call(time.monotonic(), request.method, request.path, dict(request.query),
+                               request.headers.get("Authorization", "").removeprefix("Bearer "),
+                               request.content_type))
         if self.delay:
             await asyncio.sleep(self.delay)
         for fault in self._faults:
