@@ -166,7 +166,9 @@ async def test_a_route_hostname_is_published_and_taken_back_by_server_side_apply
         assert owners(api, "example.com/owner") == {"kubectl-annotate"}
         for call in applies(api):
             assert call.query["fieldManager"] == "routewarden" and "force" not in call.query
-        assert value(a.telemetry, "routewarden_reconcile_applies_total", mode="on") == len(applies(api)) == 3
+        await eventually(lambda: value(a.telemetry, "routewarden_reconcile_applies_total", mode="on") == 3,
+                         "three applies counted: the adoption, the route added, the route deleted")
+        assert len(applies(api)) == 3
         assert value(a.telemetry, "routewarden_reconcile_leader") == 1
 
 
@@ -262,36 +264,55 @@ async def test_leader_handover_between_two_reconcilers_makes_no_double_writes(ap
 async def test_a_leader_cut_off_from_the_lease_stops_writing_before_the_other_starts(api: FakeKubeAPI) -> None:
     """a can still reach Services but no longer renew the Lease: it stops writing within its renew deadline;
     b leads only after the lease duration, so their writes never interleave."""
-    async with replica(api, "a") as a, replica(api, "b") as b:
+    async with replica(api, "a") as a:
         await settled(api, a)
-        api.fail_next(10_000, status=503, match=lambda r: r.headers.get("Authorization") == "Bearer a"
-                      and "/leases" in r.path)
-        for i in range(6):
-            api.create("HTTPRoute", route("apples", f"churn-{i}", f"churn-{i}.example.com"))
-            await asyncio.sleep(0.3)
-        await eventually(b.reconciler.elector.is_leader, "b leads")
-        await eventually(lambda: "churn-5.example.com" in annotation(api), "the last change applied", timeout=3)
-        api.clear_faults()
+        async with replica(api, "b") as b:
+            api.fail_next(10_000, status=503, match=lambda r: r.headers.get("Authorization") == "Bearer a"
+                          and "/leases" in r.path)
+            for i in range(6):
+                api.create("HTTPRoute", route("apples", f"churn-{i}", f"churn-{i}.example.com"))
+                await asyncio.sleep(0.3)
+            await eventually(b.reconciler.elector.is_leader, "b leads")
+            await eventually(lambda: "churn-5.example.com" in annotation(api), "the last change applied", timeout=3)
+            api.clear_faults()
     by_a, by_b = applies(api, "a"), applies(api, "b")
     assert by_b and max(c.at for c in by_a) < min(c.at for c in by_b)
 
 
 async def test_the_view_holds_only_load_balancer_services_a_controller_may_have_generated(api: FakeKubeAPI) -> None:
-    """Services are listed with a field selector, slimmed, and dropped when they stop qualifying; a namespaced
-    watch holds its namespace only."""
+    """Services are listed with a field selector, slimmed, and dropped when they stop qualifying; namespaced
+    watches hold their namespaces only, and a relist of one keeps the others'."""
     api.create("Service", {"apiVersion": "v1", "kind": "Service", "metadata": {"namespace": "apples", "name": "plain"},
                            "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}})
     api.create("Service", {"apiVersion": "v1", "kind": "Service", "metadata": {"namespace": "apples", "name": "web"},
                            "spec": {"type": "ClusterIP", "ports": [{"port": 80}]}})
-    async with replica(api, "a", namespaces=("infra",)) as a:
+    for namespace, name in (("elsewhere", "cilium-gateway-shared"), ("apples", "generated")):
+        other = generated_service(api.get("Gateway", "infra", "shared"))
+        other["metadata"].update(namespace=namespace, name=name)
+        api.create("Service", other)
+    async with replica(api, "a", namespaces=("infra", "apples")) as a:
         await eventually(lambda: a.state.synced, "synced")
         held = a.state.get("Service", *SERVICE)
-        assert held is not None and [o["metadata"]["name"] for o in a.state.objects("Service")] == [SERVICE[1]]
+
+        def names() -> list[str]:
+            return sorted(o["metadata"]["name"] for o in a.state.objects("Service"))
+
+        assert held is not None and names() == ["cilium-gateway-shared", "generated"]
         assert "managedFields" not in held["metadata"] and set(held["spec"]) == {"type", "externalTrafficPolicy"}
         lists = [c for c in api.calls if c.path.endswith("/services") and c.method == "GET"]
-        assert lists and all(c.path == "/api/v1/namespaces/infra/services" for c in lists)
+        assert {c.path for c in lists} == {"/api/v1/namespaces/infra/services", "/api/v1/namespaces/apples/services"}
         assert all(c.query.get("fieldSelector") == "spec.type=LoadBalancer" for c in lists)
+        def service_lists() -> int:
+            return len([c for c in api.calls if c.path.endswith("/services") and "watch" not in c.query])
+
+        before = service_lists()
+        api.drop_watches()
+        api.create("Namespace", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "later"}})
+        api.compact()  # every Service watch resumes from a resourceVersion now too old: both relist
+        await eventually(lambda: service_lists() >= before + 2, "both namespaces relisted")
+        await asyncio.sleep(0.2)
+        assert names() == ["cilium-gateway-shared", "generated"]
         service = stored(api)
         service["spec"]["type"] = "ClusterIP"
         api.update("Service", service)
-        await eventually(lambda: a.state.get("Service", *SERVICE) is None, "no longer a LoadBalancer: dropped")
+        await eventually(lambda: names() == ["generated"], "no longer a LoadBalancer: dropped")

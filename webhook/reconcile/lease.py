@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -96,7 +97,8 @@ def next_record(
     ``observed_at`` is when this replica last saw ``current`` change (its own monotonic
     clock), ``now`` the monotonic time, ``wall`` the wall-clock time for the record.
     """
-    mine = LeaseRecord(holder=identity, lease_duration=round(config.lease_duration), acquire_time=wall,
+    # The Lease holds whole seconds, which followers trust: round up, never shorten the lease.
+    mine = LeaseRecord(holder=identity, lease_duration=math.ceil(config.lease_duration), acquire_time=wall,
                        renew_time=wall)
     if current is None:
         return mine
@@ -241,10 +243,9 @@ class LeaderElector:
         # at least lease_duration - renew_deadline before another may start.
         started = self.clock()
         try:
-            held = await asyncio.wait_for(asyncio.to_thread(self.try_acquire_or_renew),
-                                          timeout=self.config.renew_deadline)
-        except asyncio.CancelledError:
-            raise
+            # Bounded by the requests' own timeouts. (Not asyncio.wait_for: before Python 3.12 it can
+            # swallow a cancellation that arrives as the call completes, and the task would never stop.)
+            held = await asyncio.to_thread(self.try_acquire_or_renew)
         except Exception as exc:  # noqa: BLE001 - an unreachable apiserver is a failed round, not a crash
             held = False
             log.warning("leader election round failed", extra=fields(

@@ -237,10 +237,13 @@ class Reconciler:
         await self._sleep(max(wait, 0.0))
 
     async def _sleep(self, seconds: float) -> None:
+        """Until woken by a change, or ``seconds``. (asyncio.wait, not wait_for: before Python 3.12
+        wait_for can swallow a cancellation that arrives as the wait ends.)"""
+        waiter = asyncio.ensure_future(self._wake.wait())
         try:
-            await asyncio.wait_for(self._wake.wait(), seconds)
-        except TimeoutError:
-            pass
+            await asyncio.wait({waiter}, timeout=seconds)
+        finally:
+            waiter.cancel()
 
     async def _reconcile_all(self, services: list[tuple[str, str]]) -> None:
         self._in_flight = len(services)
