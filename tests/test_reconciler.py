@@ -316,3 +316,29 @@ async def test_the_view_holds_only_load_balancer_services_a_controller_may_have_
         service["spec"]["type"] = "ClusterIP"
         api.update("Service", service)
         await eventually(lambda: names() == ["generated"], "no longer a LoadBalancer: dropped")
+
+
+async def test_a_failed_apply_is_counted_logged_and_retried_with_backoff(
+    api: FakeKubeAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """403 on the apply (RBAC missing): an error counted and logged with the status, retried until it works."""
+    caplog.set_level(logging.INFO, logger="routewarden.decision")
+    api.fail_next(3, status=403, match=lambda r: r.method == "PATCH" and "/services/" in r.path)
+    async with replica(api, "a") as a:
+        await eventually(lambda: value(a.telemetry, "routewarden_reconcile_errors_total", mode="on") >= 1,
+                         "an error counted")
+        await eventually(lambda: owners(api) == {"routewarden"}, "applied once the apiserver allows it")
+        assert value(a.telemetry, "routewarden_reconcile_errors_total", mode="on") == 3
+        failed = [r for r in caplog.records if r.getMessage().startswith("failed applying Service")]
+        assert failed and "HTTP 403" in failed[0].fields["error"] and failed[0].fields["retry_in"] == 0.1
+
+
+async def test_a_full_resync_reads_every_service_each_period_and_writes_only_what_differs(api: FakeKubeAPI) -> None:
+    """With nothing changing, each resync reads the Service again and writes nothing."""
+    async with replica(api, "a", config=dataclasses.replace(FAST, resync=0.3)) as a:
+        await settled(api, a)
+        writes = len(applies(api))
+        reads = len([c for c in api.calls if c.method == "GET" and c.path.endswith("/services/cilium-gateway-shared")])
+        await asyncio.sleep(1.0)
+        later = len([c for c in api.calls if c.method == "GET" and c.path.endswith("/services/cilium-gateway-shared")])
+        assert later - reads >= 2 and len(applies(api)) == writes
