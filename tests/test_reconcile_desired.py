@@ -36,6 +36,12 @@ def shared() -> ClusterState:
     return state_of(captured("gateway-create")["request"]["object"])
 
 
+def service_policy(name: str, spec: str) -> Any:
+    """One ServicePolicy named ``name`` with ``spec`` (indented YAML), through the real loader."""
+    return policies(f"apiVersion: routewarden.dev/v1alpha1\nkind: ServicePolicy\nmetadata: {{name: {name}}}\n"
+                    f"spec:\n{spec}")
+
+
 def generated() -> dict[str, Any]:
     """The Service Cilium generated for Gateway infra/shared, as kube-apiserver stored it."""
     return copy.deepcopy(captured("service-create-generated-loadbalancer")["request"]["object"])
@@ -102,11 +108,7 @@ def test_a_service_already_applied_and_owned_needs_nothing(cilium_eks: Any, shar
 
 def test_a_value_routewarden_owns_and_no_longer_computes_is_left_out_to_be_removed(shared: ClusterState) -> None:
     """A policy that stopped asking for an annotation: the apply leaves it out, so server-side apply removes it."""
-    policy = policies("""\
-apiVersion: routewarden.dev/v1alpha1
-kind: ServicePolicy
-metadata: {name: p}
-spec:
+    policy = service_policy("p", """\
   match: {gatewayClassNames: [cilium]}
   service: {annotations: {example.com/kept: "yes"}}
 """)
@@ -120,11 +122,7 @@ spec:
 
 def test_a_hostname_no_longer_computed_is_removed_only_when_routewarden_owns_it(shared: ClusterState) -> None:
     """No listener hostname left: the external-dns name routewarden applied goes; one it never owned stays."""
-    policy = policies("""\
-apiVersion: routewarden.dev/v1alpha1
-kind: ServicePolicy
-metadata: {name: dns}
-spec:
+    policy = service_policy("dns", """\
   service:
     annotations: {example.com/x: "1"}
     externalDNS: {sources: [listeners]}
@@ -141,11 +139,7 @@ spec:
 
 def test_a_value_a_keep_policy_leaves_to_someone_else_is_not_applied(shared: ClusterState) -> None:
     """conflicts: keep and another value stored: the webhook keeps it, so the reconciler does not claim it."""
-    policy = policies("""\
-apiVersion: routewarden.dev/v1alpha1
-kind: ServicePolicy
-metadata: {name: keep}
-spec:
+    policy = service_policy("keep", """\
   match: {gatewayClassNames: [cilium]}
   service:
     conflicts: keep
@@ -157,11 +151,7 @@ spec:
 
 def test_labels_and_traffic_policy_are_applied_and_kept_while_computed(shared: ClusterState) -> None:
     """Labels and externalTrafficPolicy the policy sets are desired; once owned they stay desired, not removed."""
-    policy = policies("""\
-apiVersion: routewarden.dev/v1alpha1
-kind: ServicePolicy
-metadata: {name: p}
-spec:
+    policy = service_policy("p", """\
   match: {gatewayClassNames: [cilium]}
   service: {labels: {example.com/team: platform}, externalTrafficPolicy: Local}
 """)
@@ -204,11 +194,7 @@ def test_a_service_the_mutation_does_not_shape_gets_nothing(
 
 def test_no_matching_policy_means_nothing_even_where_routewarden_owns_values(shared: ClusterState) -> None:
     """Without a matching policy the Service is not routewarden's to change, so owned values stay."""
-    policy = policies("""\
-apiVersion: routewarden.dev/v1alpha1
-kind: ServicePolicy
-metadata: {name: p}
-spec:
+    policy = service_policy("p", """\
   match: {gatewayClassNames: [istio]}
   service: {annotations: {example.com/a: "1"}}
 """)

@@ -103,18 +103,20 @@ def overlap(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> bool:
 
 
 async def test_a_released_lease_passes_to_the_other_replica_at_once() -> None:
-    """The first replica leads; stopping it releases the Lease and the second leads within a few retries."""
+    """a leads and b follows; when a stops it releases the Lease, and b leads within a few retries, well before
+    the lease duration."""
     timeline = Timeline()
     async with FakeKubeAPI() as api:
         api.register_defaults()
-        async with electing(api, "a", timeline) as a:
+        async with contextlib.AsyncExitStack() as second, contextlib.AsyncExitStack() as first:
+            a = await first.enter_async_context(electing(api, "a", timeline))
             await eventually(a.is_leader, "a leads")
-            async with electing(api, "b", timeline) as b:
-                await asyncio.sleep(0.5)
-                assert a.is_leader() and not b.is_leader()
-                lease = api.get("Lease", "routewarden", "routewarden-reconciler")
-                assert lease["spec"]["holderIdentity"] == "a" and lease["spec"]["leaseDurationSeconds"] == 1
-        async with electing(api, "b", timeline) as b:
+            b = await second.enter_async_context(electing(api, "b", timeline))
+            await asyncio.sleep(0.3)
+            assert a.is_leader() and not b.is_leader()
+            lease = api.get("Lease", "routewarden", "routewarden-reconciler")
+            assert lease["spec"]["holderIdentity"] == "a" and lease["spec"]["leaseDurationSeconds"] == 1
+            await first.aclose()
             started = time.monotonic()
             await eventually(b.is_leader, "b leads after a released the Lease")
             assert time.monotonic() - started < FAST["lease_duration"]

@@ -152,6 +152,8 @@ class Reconciler:
                 self._remember_all(kind)
             self.enqueue({EVERYTHING})
             return
+        if not self._leading and kind not in REMEMBERED:
+            return  # nothing to queue on a follower (a new leader starts with a full resync)
         meta = obj.get("metadata") or {}
         key = (kind, str(meta.get("namespace") or ""), str(meta.get("name") or ""))
         if kind == "Service" and self._written.get(key[1:]) == meta.get("resourceVersion"):
