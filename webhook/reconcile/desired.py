@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import jsonpatch
+import orjson
 
 from .. import engine
 from .. import gatewayapi as gw
@@ -148,13 +149,21 @@ def mutated(service: dict[str, Any], *, old: dict[str, Any], policies: PolicySet
         object=service, old_object=old,
     )
     decision = engine.mutate(request, policies, state)
-    result = jsonpatch.apply_patch(service, list(decision.patch)) if decision.patch else service
+    result = jsonpatch.apply_patch(_copy(service), list(decision.patch), in_place=True) if decision.patch else service
     return result, decision.warnings
+
+
+def _copy(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of a JSON object (through orjson: several times faster than copy.deepcopy)."""
+    try:
+        return orjson.loads(orjson.dumps(obj))
+    except (orjson.JSONEncodeError, TypeError):
+        return copy.deepcopy(dict(obj))
 
 
 def probe(service: Mapping[str, Any], owned: Owned) -> dict[str, Any]:
     """The Service without annotations and without the labels and traffic policy ``owned`` names."""
-    out = copy.deepcopy(dict(service))
+    out = _copy(service)
     meta = out.get("metadata")
     if isinstance(meta, dict):
         meta.pop("annotations", None)
