@@ -68,7 +68,12 @@ def listener_admits_namespace(
     return False  # "None" or an unknown value admits nothing
 
 
-def listener_admits_kind(listener: Listener, *, group: str, kind: str) -> bool:
+def listener_admits_kind(listener: Listener, *, group: str, kind: str) -> bool | None:
+    """Whether the listener accepts routes of this kind (``allowedRoutes.kinds``, else the
+    protocol's kinds). None for an implementation-specific protocol without
+    ``allowedRoutes.kinds``: which kinds it accepts is the implementation's to say."""
+    if not listener.kinds_known:
+        return None
     return (group, kind) in listener.accepted_kinds()
 
 
@@ -77,13 +82,19 @@ class ListenerVerdict:
     """How one listener treats one parentRef of a route (for ``explain`` and the rules)."""
 
     listener: Listener
-    namespace_allowed: bool | None
-    kind_allowed: bool
+    namespace_allowed: bool | None  # None: the labels of the route's namespace are unknown
+    kind_allowed: bool | None  # None: an implementation-specific protocol decides
     hostnames: tuple[str, ...]
 
     @property
     def accepts(self) -> bool:
-        return bool(self.namespace_allowed) and self.kind_allowed
+        """Known to accept the route's namespace and kind."""
+        return self.namespace_allowed is True and self.kind_allowed is True
+
+    @property
+    def may_accept(self) -> bool:
+        """Not known to refuse it: accepts, or only what the view does not know could tell."""
+        return self.namespace_allowed is not False and self.kind_allowed is not False
 
     @property
     def attaches(self) -> bool:
@@ -92,12 +103,23 @@ class ListenerVerdict:
 
 @dataclass(frozen=True, slots=True)
 class Attachment:
-    """What a controller would decide for one parentRef: reason None means Accepted."""
+    """What a controller would decide for one parentRef: reason None means Accepted.
+
+    An Accepted parentRef that no listener is *known* to accept rests on what the view
+    does not know: the labels of the route's namespace (``unknown_namespace``) or the
+    kinds of an implementation-specific protocol (``unknown_kind``).
+    """
 
     ref: ParentRef
     verdicts: tuple[ListenerVerdict, ...]
     reason: str | None
     unknown_namespace: bool = False
+    unknown_kind: bool = False
+
+    @property
+    def attached(self) -> bool:
+        """Known to attach: accepted, by a listener known to accept the route."""
+        return self.reason is None and any(v.attaches for v in self.verdicts)
 
     @property
     def hostnames(self) -> tuple[str, ...]:
@@ -127,7 +149,6 @@ def evaluate_attachment(
     if not selected:
         return Attachment(ref, (), "NoMatchingParent")
     verdicts = []
-    unknown = False
     for listener in selected:
         admitted = listener_admits_namespace(
             listener,
@@ -135,19 +156,26 @@ def evaluate_attachment(
             route_namespace=route.namespace,
             namespace_labels=namespace_labels,
         )
-        unknown = unknown or admitted is None
         kind_ok = listener_admits_kind(listener, group=GROUP, kind=route.kind)
         if route.kind in HOSTNAME_ROUTE_KINDS:
-            hostnames = intersect_hostnames(listener.hostname, route.hostnames)
+            # The spec ignores a listener hostname for protocols that do not match on hostnames.
+            hostnames = intersect_hostnames(listener.hostname if listener.matches_hostnames else None, route.hostnames)
         else:
             hostnames = (listener.hostname or "*",)
         verdicts.append(ListenerVerdict(listener, admitted, kind_ok, hostnames))
     verdicts_t = tuple(verdicts)
-    if not any(v.accepts or (v.namespace_allowed is None and v.kind_allowed) for v in verdicts_t):
-        return Attachment(ref, verdicts_t, "NotAllowedByListeners", unknown)
-    if not any(v.hostnames for v in verdicts_t if v.accepts or v.namespace_allowed is None):
-        return Attachment(ref, verdicts_t, "NoMatchingListenerHostname", unknown)
-    if unknown and not any(v.accepts for v in verdicts_t):
-        # Depends on the labels of a namespace the view does not hold yet.
-        return Attachment(ref, verdicts_t, None, True)
-    return Attachment(ref, verdicts_t, None, unknown)
+    # Listeners known to refuse the route's namespace or kind take no part in the
+    # hostname step: the route could not attach to them whatever their hostnames.
+    candidates = [v for v in verdicts_t if v.may_accept]
+    if not candidates:
+        return Attachment(ref, verdicts_t, "NotAllowedByListeners")
+    candidates = [v for v in candidates if v.hostnames]
+    if not candidates:
+        return Attachment(ref, verdicts_t, "NoMatchingListenerHostname")
+    return Attachment(
+        ref,
+        verdicts_t,
+        None,
+        unknown_namespace=any(v.namespace_allowed is None for v in candidates),
+        unknown_kind=any(v.kind_allowed is None for v in candidates),
+    )

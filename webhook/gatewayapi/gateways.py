@@ -8,7 +8,9 @@ from typing import Any
 
 from .core import (
     _DEFAULT_ACCEPTED_KINDS,
+    CORE_PROTOCOLS,
     GROUP,
+    HOSTNAME_PROTOCOLS,
     MalformedObject,
     Meta,
     _list,
@@ -38,9 +40,23 @@ class Listener:
     listener_set: tuple[str, str] | None = None
 
     def accepted_kinds(self) -> frozenset[tuple[str, str]]:
+        """The (group, kind) pairs the listener accepts; empty when :attr:`kinds_known` is false."""
         if self.allowed_kinds:
             return frozenset(self.allowed_kinds)
         return _DEFAULT_ACCEPTED_KINDS.get(self.protocol, frozenset())
+
+    @property
+    def kinds_known(self) -> bool:
+        """Whether the spec says which kinds the listener accepts: listed in
+        ``allowedRoutes.kinds``, or implied by a core protocol."""
+        return bool(self.allowed_kinds) or self.protocol in CORE_PROTOCOLS
+
+    @property
+    def matches_hostnames(self) -> bool:
+        """Whether ``hostname`` means anything: HTTP, HTTPS and TLS match on it, other
+        protocols ignore it (the spec: "ignored for protocols that don't require hostname
+        based matching")."""
+        return self.protocol in HOSTNAME_PROTOCOLS
 
     def describe(self) -> str:
         text = f"listener {self.name!r} ({self.protocol}"
