@@ -18,8 +18,11 @@ from typing import Any
 
 import pytest
 import yaml
-from e2e_support import Cluster, api_client_fixture  # noqa: F401 - provides the api_client fixture
-from e2e_support import eventually
+from e2e_support import (
+    Cluster,
+    api_client_fixture,  # noqa: F401 - provides the api_client fixture
+    eventually,
+)
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from test_webhook_e2e import HOST, denial, first_refusal, routewarden
