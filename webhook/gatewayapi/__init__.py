@@ -36,8 +36,10 @@ from .attachment import (
 )
 from .core import (
     CORE_GROUP,
+    CORE_PROTOCOLS,
     DEFAULT_KINDS_BY_PROTOCOL,
     GROUP,
+    HOSTNAME_PROTOCOLS,
     HOSTNAME_ROUTE_KINDS,
     NAME_LABEL,
     ROUTE_KINDS,
@@ -59,8 +61,10 @@ from .selectors import LabelSelector
 
 __all__ = [
     "CORE_GROUP",
+    "CORE_PROTOCOLS",
     "DEFAULT_KINDS_BY_PROTOCOL",
     "GROUP",
+    "HOSTNAME_PROTOCOLS",
     "HOSTNAME_ROUTE_KINDS",
     "NAME_LABEL",
     "ROUTE_KINDS",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from .core import GROUP, HOSTNAME_ROUTE_KINDS, NAME_LABEL
+from .core import CORE_PROTOCOLS, GROUP, HOSTNAME_ROUTE_KINDS, NAME_LABEL
 from .gateways import Gateway, Listener
 from .hostnames import intersect_hostnames
 from .references import ParentRef
@@ -72,7 +72,9 @@ def listener_admits_kind(listener: Listener, *, group: str, kind: str) -> bool |
     """Whether the listener accepts routes of this kind (``allowedRoutes.kinds``, else the
     protocol's kinds). None for an implementation-specific protocol without
     ``allowedRoutes.kinds``: which kinds it accepts is the implementation's to say."""
-    if not listener.kinds_known:
+    if listener.allowed_kinds:
+        return (group, kind) in listener.allowed_kinds
+    if listener.protocol not in CORE_PROTOCOLS:
         return None
     return (group, kind) in listener.accepted_kinds()
 
@@ -115,11 +117,7 @@ class Attachment:
     reason: str | None
     unknown_namespace: bool = False
     unknown_kind: bool = False
-
-    @property
-    def attached(self) -> bool:
-        """Known to attach: accepted, by a listener known to accept the route."""
-        return self.reason is None and any(v.attaches for v in self.verdicts)
+    attached: bool = False  # known to attach: a listener known to accept the route serves one of its hostnames
 
     @property
     def hostnames(self) -> tuple[str, ...]:
@@ -166,16 +164,18 @@ def evaluate_attachment(
     verdicts_t = tuple(verdicts)
     # Listeners known to refuse the route's namespace or kind take no part in the
     # hostname step: the route could not attach to them whatever their hostnames.
-    candidates = [v for v in verdicts_t if v.may_accept]
-    if not candidates:
+    admitting = intersecting = unknown_namespace = unknown_kind = attached = False
+    for v in verdicts_t:
+        if v.namespace_allowed is False or v.kind_allowed is False:
+            continue
+        admitting = True
+        if v.hostnames:
+            intersecting = True
+            unknown_namespace = unknown_namespace or v.namespace_allowed is None
+            unknown_kind = unknown_kind or v.kind_allowed is None
+            attached = attached or (v.namespace_allowed is True and v.kind_allowed is True)
+    if not admitting:
         return Attachment(ref, verdicts_t, "NotAllowedByListeners")
-    candidates = [v for v in candidates if v.hostnames]
-    if not candidates:
+    if not intersecting:
         return Attachment(ref, verdicts_t, "NoMatchingListenerHostname")
-    return Attachment(
-        ref,
-        verdicts_t,
-        None,
-        unknown_namespace=any(v.namespace_allowed is None for v in candidates),
-        unknown_kind=any(v.kind_allowed is None for v in candidates),
-    )
+    return Attachment(ref, verdicts_t, None, unknown_namespace, unknown_kind, attached)

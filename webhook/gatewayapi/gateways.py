@@ -8,7 +8,6 @@ from typing import Any
 
 from .core import (
     _DEFAULT_ACCEPTED_KINDS,
-    CORE_PROTOCOLS,
     GROUP,
     HOSTNAME_PROTOCOLS,
     MalformedObject,
@@ -40,16 +39,12 @@ class Listener:
     listener_set: tuple[str, str] | None = None
 
     def accepted_kinds(self) -> frozenset[tuple[str, str]]:
-        """The (group, kind) pairs the listener accepts; empty when :attr:`kinds_known` is false."""
+        """The (group, kind) pairs the listener accepts: ``allowedRoutes.kinds``, else the
+        core protocol's kinds. Empty for an implementation-specific protocol without
+        ``allowedRoutes.kinds``, whose kinds only the implementation knows."""
         if self.allowed_kinds:
             return frozenset(self.allowed_kinds)
         return _DEFAULT_ACCEPTED_KINDS.get(self.protocol, frozenset())
-
-    @property
-    def kinds_known(self) -> bool:
-        """Whether the spec says which kinds the listener accepts: listed in
-        ``allowedRoutes.kinds``, or implied by a core protocol."""
-        return bool(self.allowed_kinds) or self.protocol in CORE_PROTOCOLS
 
     @property
     def matches_hostnames(self) -> bool:

@@ -154,7 +154,7 @@ def route_attaches_to_listeners(ctx: RuleContext, route: gw.Route) -> Iterator[V
             attached.append(ref)
         else:
             findings.extend(_undecided(ctx, route, ref, attachment))
-    if attached and ctx.policy.partial_attachment == "warn":
+    if attached and refusals and ctx.policy.partial_attachment == "warn":
         where = ", ".join(ref.describe() for ref in attached)
         for i in refusals:
             if findings[i].mode is Mode.ENFORCE:

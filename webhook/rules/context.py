@@ -85,21 +85,23 @@ class RuleContext:
         return self.state.namespace_labels(namespace)
 
     def governs(self, gateway: Gateway) -> bool:
-        """Whether the policy's ``match`` is known to select the Gateway."""
-        return self.governance(gateway) is True
+        """Whether the policy's ``match`` is known to select the Gateway (asked by most rules)."""
+        found = self.memo.get(("governs", id(self.policy), id(gateway)), _UNASKED)
+        return (self.governance(gateway) if found is _UNASKED else found) is True
 
     def governance(self, gateway: Gateway) -> bool | None:
         """Whether the policy's ``match`` selects the Gateway; None when only the unknown
-        labels of its namespace could tell (asked by most rules, answered once)."""
+        labels of its namespace could tell (answered once per request)."""
         key = ("governs", id(self.policy), id(gateway))
-        if key not in self.memo:
-            self.memo[key] = self.policy.match.matches(
+        found = self.memo.get(key, _UNASKED)
+        if found is _UNASKED:
+            found = self.memo[key] = self.policy.match.matches(
                 namespace=gateway.namespace,
                 name=gateway.name,
                 class_name=gateway.class_name,
                 namespace_labels=self.state.namespace_labels(gateway.namespace),
             )
-        return self.memo[key]
+        return found
 
     def governance_unknown(self, gateway: Gateway) -> Violation:
         """The warning for a Gateway whose governance :meth:`governance` cannot decide."""
@@ -121,3 +123,6 @@ class RuleContext:
         if match.namespaces is not None:
             return match.namespaces.contains(ref.namespace, self.state.namespace_labels(ref.namespace)) is not False
         return bool(match.class_names)  # the class is unknown until the Gateway exists
+
+
+_UNASKED = object()

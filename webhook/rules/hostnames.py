@@ -27,12 +27,19 @@ def _governed_gateways(ctx: RuleContext, route: gw.Route) -> list[gw.Gateway]:
         gateway, listeners, _ = parent_listeners(ctx, ref)
         if gateway is None or not ctx.governs(gateway) or gateway in out:
             continue
-        selected = gw.listeners_for_ref(listeners, ref)
-        if selected and not any(listener.matches_hostnames for listener in selected):
-            continue
-        out.append(gateway)
+        if _hostnames_matter(gw.listeners_for_ref(listeners, ref)):
+            out.append(gateway)
     ctx.memo[key] = out
     return out
+
+
+def _hostnames_matter(selected: tuple[gw.Listener, ...]) -> bool:
+    """Whether a parentRef selecting these listeners matches on hostnames (or selects none:
+    then attachment reports it, and the hostname rules still hold for it)."""
+    for listener in selected:
+        if listener.protocol in gw.HOSTNAME_PROTOCOLS:
+            return True
+    return not selected
 
 
 def route_names_hostnames(ctx: RuleContext, route: gw.Route) -> Iterator[Violation]:
