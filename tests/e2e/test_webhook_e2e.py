@@ -17,36 +17,27 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
-import os
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 from e2e_support import (
-    CONFIG,
     GATEWAY_GROUP,
-    KINDS,
+    HOST,
     Cluster,
     api_client_fixture,  # noqa: F401 - provides the api_client fixture
+    denial,
     eventually,
+    first_refusal,
+    routewarden,
 )
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from webhook.certs import CertificateFiles, write_certificates
-from webhook.policy.loader import PolicyStore
-from webhook.runtime import Runtime
-from webhook.server import create_app, start
-from webhook.state.informer import run_informers
-from webhook.state.store import ClusterState
-from webhook.tls import CertificateReloader, server_context
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
-
-# The address kube-apiserver dials; override when the API server reaches this machine elsewhere.
-HOST = os.environ.get("ROUTEWARDEN_E2E_WEBHOOK_HOST", "127.0.0.1")
 
 POLICY = """\
 apiVersion: routewarden.dev/v1alpha1
@@ -81,50 +72,6 @@ def route(name: str, *, infra: str, hostnames: list[str], backends: list[dict[st
             "rules": [{"backendRefs": backends or [{"name": "echo", "port": 8080}]}],
         },
     }
-
-
-def denial(exc: ApiException) -> dict[str, Any]:
-    """The Status body kube-apiserver returns for a webhook denial."""
-    try:
-        return json.loads(exc.body or "{}")
-    except ValueError:
-        return {"message": exc.body or ""}
-
-
-async def first_refusal(cluster: Cluster, namespace: str, obj: dict[str, Any]) -> ApiException:
-    """The API server's refusal of a dry-run create, waiting for it to load a new webhook configuration."""
-    for _ in range(30):
-        try:
-            await cluster.create("HTTPRoute", namespace, obj, dry_run=True)
-        except ApiException as exc:
-            if exc.status == 403 or "webhook" in (exc.body or ""):
-                return exc
-            raise  # not an admission answer: a real error of the API server
-        await asyncio.sleep(1)
-    pytest.fail("kube-apiserver admitted the route for 30 s: the webhook configuration was never consulted")
-
-
-@contextlib.asynccontextmanager
-async def routewarden(api_client: Any, policies: Path, certs: CertificateFiles):
-    """The production wiring on a free port: TLS, policies, and the informer on this cluster."""
-    state = ClusterState()
-    state.expect(k.kind for k in KINDS)
-    store = PolicyStore(policies)
-    assert store.reload(), store.errors
-    runtime = Runtime(policies=store, state=state, require_sync=True)
-
-    async def informer() -> None:
-        await run_informers(state, api_client=api_client, kinds=KINDS, config=CONFIG)
-
-    context = server_context(certs.cert, certs.key)
-    app = create_app(runtime, certificates=CertificateReloader(context, certs.cert, certs.key),
-                     policy_interval=None, informer=informer)
-    runner, port = await start(app, host=HOST, port=0, ssl_context=context, access_log=False)
-    try:
-        await eventually(lambda: runtime.readiness()[0], "routewarden ready (policies loaded, view synced)")
-        yield port, state
-    finally:
-        await runner.cleanup()
 
 
 async def test_the_api_server_refuses_bad_routes_with_gateway_api_reasons(api_client: Any, tmp_path: Path) -> None:
