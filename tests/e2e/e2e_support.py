@@ -5,6 +5,7 @@ saying why there is none), and blocking client calls run off the event loop."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -190,3 +191,20 @@ async def routewarden(
         yield port, state
     finally:
         await runner.cleanup()
+
+
+def validating_webhook(name: str, run: str, port: int, certs: CertificateFiles, *, resources: list[str]) -> dict[str, Any]:
+    """A ValidatingWebhookConfiguration calling routewarden by URL for the namespaces of one run."""
+    return {
+        "metadata": {"name": name},
+        "webhooks": [{
+            "name": f"validate.{run}.e2e.routewarden.dev",
+            "clientConfig": {"url": f"https://{HOST}:{port}/validate",
+                             "caBundle": base64.b64encode(certs.ca_cert.read_bytes()).decode()},
+            "rules": [{"apiGroups": [GATEWAY_GROUP], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE", "DELETE"],
+                       "resources": resources, "scope": "Namespaced"}],
+            "namespaceSelector": {"matchLabels": {"routewarden.dev/e2e": run}},
+            "matchPolicy": "Equivalent", "sideEffects": "None", "admissionReviewVersions": ["v1"],
+            "failurePolicy": "Fail", "timeoutSeconds": 5,
+        }],
+    }

@@ -14,7 +14,6 @@ Run with: ``KUBECONFIG=~/.kube/config pytest -m e2e tests/e2e``.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import uuid
 from pathlib import Path
@@ -32,6 +31,7 @@ from e2e_support import (
     first_refusal,
     routewarden,
     served_version,
+    validating_webhook,
 )
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
@@ -57,23 +57,6 @@ spec:
 def listener_set(name: str, infra: str, *listeners: dict[str, Any]) -> dict[str, Any]:
     return {"metadata": {"name": name},
             "spec": {"parentRef": {"name": "shared", "namespace": infra}, "listeners": list(listeners)}}
-
-
-def webhook_configuration(name: str, run: str, port: int, certs: CertificateFiles) -> dict[str, Any]:
-    return {
-        "metadata": {"name": name},
-        "webhooks": [{
-            "name": f"validate.{run}.listenersets.e2e.routewarden.dev",
-            "clientConfig": {"url": f"https://{HOST}:{port}/validate",
-                             "caBundle": base64.b64encode(certs.ca_cert.read_bytes()).decode()},
-            "rules": [{"apiGroups": [GATEWAY_GROUP], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE", "DELETE"],
-                       "resources": ["httproutes", "gateways", "referencegrants", "listenersets"],
-                       "scope": "Namespaced"}],
-            "namespaceSelector": {"matchLabels": {"routewarden.dev/e2e": run}},
-            "matchPolicy": "Equivalent", "sideEffects": "None", "admissionReviewVersions": ["v1"],
-            "failurePolicy": "Fail", "timeoutSeconds": 5,
-        }],
-    }
 
 
 async def test_conflicting_listenersets_are_refused_and_a_good_one_serves_routes(api_client: Any, tmp_path: Path) -> None:
@@ -116,8 +99,8 @@ async def test_conflicting_listenersets_are_refused_and_a_good_one_serves_routes
         kinds = (*KINDS, KINDS_BY_NAME["ListenerSet"])
         async with routewarden(api_client, tmp_path / "policies", certs, kinds=kinds) as (port, state):
             await eventually(lambda: state.gateway(infra, "shared") is not None, "the Gateway in the view")
-            await asyncio.to_thread(admission.create_validating_webhook_configuration,
-                                    webhook_configuration(webhook_name, run, port, certs))
+            await asyncio.to_thread(admission.create_validating_webhook_configuration, validating_webhook(
+                webhook_name, run, port, certs, resources=["httproutes", "gateways", "referencegrants", "listenersets"]))
 
             # TCP on the Gateway's HTTP port: the first refusal also proves the API server reaches us.
             raw = listener_set("raw", infra, {"name": "raw", "port": 80, "protocol": "TCP"})

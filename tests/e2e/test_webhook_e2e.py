@@ -31,6 +31,7 @@ from e2e_support import (
     eventually,
     first_refusal,
     routewarden,
+    validating_webhook,
 )
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
@@ -103,20 +104,8 @@ async def test_the_api_server_refuses_bad_routes_with_gateway_api_reasons(api_cl
         })
         async with routewarden(api_client, tmp_path / "policies", certs) as (port, state):
             await eventually(lambda: state.gateway(infra, "shared") is not None, "the Gateway in the view")
-            await asyncio.to_thread(admission.create_validating_webhook_configuration, {
-                "metadata": {"name": webhook_name},
-                "webhooks": [{
-                    "name": f"validate.{run}.e2e.routewarden.dev",
-                    "clientConfig": {"url": f"https://{HOST}:{port}/validate",
-                                     "caBundle": base64.b64encode(certs.ca_cert.read_bytes()).decode()},
-                    "rules": [{"apiGroups": [GATEWAY_GROUP], "apiVersions": ["*"],
-                               "operations": ["CREATE", "UPDATE", "DELETE"],
-                               "resources": ["httproutes", "gateways", "referencegrants"], "scope": "Namespaced"}],
-                    "namespaceSelector": {"matchLabels": {"routewarden.dev/e2e": run}},
-                    "matchPolicy": "Equivalent", "sideEffects": "None", "admissionReviewVersions": ["v1"],
-                    "failurePolicy": "Fail", "timeoutSeconds": 5,
-                }],
-            })
+            await asyncio.to_thread(admission.create_validating_webhook_configuration, validating_webhook(
+                webhook_name, run, port, certs, resources=["httproutes", "gateways", "referencegrants"]))
 
             # A namespace the listener does not admit. The first call also proves the API
             # server reaches the webhook; if it cannot, the rest cannot be tested here.

@@ -55,6 +55,26 @@ def _via_set(ctx: RuleContext, route: gw.Route, listener_set: gw.ListenerSet, vi
     )
 
 
+def _detached_through(
+    ctx: RuleContext, listener_set: gw.ListenerSet, before: gw.MergedListeners, after: gw.MergedListeners | None
+) -> list[str]:
+    """Routes accepted through ``listener_set`` before a change and not after it, described."""
+    return [
+        f"{route.describe()} (through {listener_set.describe()})"
+        for route in ctx.state.routes_attached_to_listenerset(*listener_set.key)
+        if _via_set(ctx, route, listener_set, before) and not _via_set(ctx, route, listener_set, after)
+    ]
+
+
+def _routes_detached(ctx: RuleContext, what: str, detached: list[str], *, changed: bool, fix: str) -> Violation:
+    return ctx.violation(
+        "blastradius/RoutesDetached",
+        f"{what} detaches {len(detached)} route(s) that are attached now: {_names(detached)}",
+        field="spec.listeners" if changed else "",
+        fix=fix,
+    )
+
+
 def _newly_conflicted(before: gw.MergedListeners, after: gw.MergedListeners, *, skip: tuple[str, str, str]) -> list[gw.ListenerState]:
     """Listeners of ListenerSets (other than ``skip``) Conflicted after a change and not before."""
     was = {(e.owner.key, e.listener.name) for e in before.entries if e.conflicted}
@@ -92,20 +112,13 @@ def gateway_change_keeps_routes(ctx: RuleContext, old: gw.Gateway, new: gw.Gatew
     for listener_set in ctx.state.listenersets_for(*old.key):
         if admits(ctx, old, listener_set) is not True:
             continue
-        if admits(ctx, new, listener_set) is False:
+        kept = admits(ctx, new, listener_set) is not False
+        if not kept:
             sets_detached.append(listener_set.describe())
-        for route in ctx.state.routes_attached_to_listenerset(*listener_set.key):
-            if _via_set(ctx, route, listener_set, before) and not _via_set(
-                ctx, route, listener_set, after if admits(ctx, new, listener_set) is not False else None
-            ):
-                detached.append(f"{route.describe()} (through {listener_set.describe()})")
+        detached.extend(_detached_through(ctx, listener_set, before, after if kept else None))
     if detached:
-        yield ctx.violation(
-            "blastradius/RoutesDetached",
-            f"{what} {old.describe()} detaches {len(detached)} route(s) that are attached now: {_names(detached)}",
-            field="spec.listeners" if new is not None else "",
-            fix="move or update those routes first, or keep their listeners and allowedRoutes",
-        )
+        yield _routes_detached(ctx, f"{what} {old.describe()}", detached, changed=new is not None,
+                               fix="move or update those routes first, or keep their listeners and allowedRoutes")
     if sets_detached:
         yield ctx.violation(
             "blastradius/ListenerSetsDetached",
@@ -145,18 +158,10 @@ def listenerset_change_keeps_routes(
     owners = {e.owner.key for e in displaced}
     for other in ctx.state.listenersets_for(*gateway.key):
         if ("ListenerSet", *other.key) in owners:
-            detached.extend(
-                f"{route.describe()} (through {other.describe()})"
-                for route in ctx.state.routes_attached_to_listenerset(*other.key)
-                if _via_set(ctx, route, other, before) and not _via_set(ctx, route, other, after)
-            )
+            detached.extend(_detached_through(ctx, other, before, after))
     if detached:
-        yield ctx.violation(
-            "blastradius/RoutesDetached",
-            f"{what} {base.describe()} detaches {len(detached)} route(s) that are attached now: {_names(detached)}",
-            field="spec.listeners" if new is not None else "",
-            fix="move or update those routes first, or keep the listeners they attach to",
-        )
+        yield _routes_detached(ctx, f"{what} {base.describe()}", detached, changed=new is not None,
+                               fix="move or update those routes first, or keep the listeners they attach to")
     if displaced:
         yield _conflicted_violation(ctx, f"{what} {base.describe()}", displaced)
 
