@@ -349,3 +349,13 @@ async def test_listenerset_rules_through_the_https_server(c: Case, certificates:
     assert {w.partition(":")[0] for w in answer.get("warnings", [])} == c.warned
     for words in c.says:
         assert words in message + " ".join(answer.get("warnings", []))
+
+
+def test_the_merged_listeners_follow_the_cluster_view() -> None:
+    """Kept between requests for speed, the merged listeners are made again once the view changes."""
+    policies, state = _setup(Case("follow", "", "CREATE", None, policy="", extra=(LATE,)))
+    request = synthesize_request(route("team", "r", {"kind": "ListenerSet", "name": "late", "sectionName": "echo"},
+                                       ["echo.example.com"]))
+    assert decide(request, policies, state).rules == ("listeners/Conflicted",)
+    state.remove("ListenerSet", "other", "ls")
+    assert decide(request, policies, state).rules == ()

@@ -333,3 +333,17 @@ def test_offline_views_load_every_known_kind_and_count_as_synced() -> None:
     assert state.synced and state.offline
     assert [r.name for r in state.routes_attached_to("infra", "x")] == ["r"]
     assert state.count("ConfigMap") == 0
+
+
+def test_a_derived_value_is_kept_until_the_view_changes() -> None:
+    """derived() computes once per key, and again after any write (the generation moved)."""
+    state = ClusterState()
+    calls: list[int] = []
+
+    def compute() -> int:
+        calls.append(state.count("Gateway"))
+        return calls[-1]
+
+    assert state.derived("k", compute) == 0 and state.derived("k", compute) == 0 and calls == [0]
+    state.apply("Gateway", gateway("infra", "g", None))
+    assert state.derived("k", compute) == 1 and calls == [0, 1]

@@ -55,7 +55,7 @@ from .attachment import gateway_admits_listenerset
 from .gateways import Gateway, Listener
 from .listeners import CORE_PROTOCOLS, HOSTNAME_PROTOCOLS, ListenerSet
 
-_TCP_PEERS = frozenset({"HTTP", "HTTPS", "TLS"})
+_TCP_PEERS = ("HTTP", "HTTPS", "TLS")
 _TLS_ON_PORT = frozenset({"HTTPS", "TLS"})
 
 
@@ -115,9 +115,18 @@ class MergedListeners:
     """The listeners a Gateway serves, its own and its ListenerSets', in precedence order."""
 
     entries: tuple[ListenerState, ...]
+    by_owner: Mapping[tuple[str, str, str], tuple[ListenerState, ...]] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def of_entries(cls, entries: Iterable[ListenerState]) -> MergedListeners:
+        entries = tuple(entries)
+        by_owner: dict[tuple[str, str, str], list[ListenerState]] = {}
+        for e in entries:
+            by_owner.setdefault(e.owner.key, []).append(e)
+        return cls(entries, {k: tuple(v) for k, v in by_owner.items()})
 
     def of(self, kind: str, namespace: str, name: str) -> tuple[ListenerState, ...]:
-        return tuple(e for e in self.entries if e.owner.key == (kind, namespace, name))
+        return self.by_owner.get((kind, namespace, name), ())
 
     def usable(self, kind: str, namespace: str, name: str) -> tuple[Listener, ...]:
         """The listeners of one owner that are not Conflicted for certain."""
@@ -157,9 +166,10 @@ class _Port:
         same = self.exact.get((listener.protocol, _hostname_key(listener)))
         if same is not None:
             yield "HostnameConflict", same
-        peers = _TCP_PEERS if listener.protocol == "TCP" else {"TCP"} if listener.protocol in _TCP_PEERS else set()
-        for protocol in sorted(peers & self.protocols.keys()):
-            yield "ProtocolConflict", self.protocols[protocol]
+        peers = _TCP_PEERS if listener.protocol == "TCP" else ("TCP",) if listener.protocol in _TCP_PEERS else ()
+        for protocol in peers:
+            if protocol in self.protocols:
+                yield "ProtocolConflict", self.protocols[protocol]
 
     def neighbours(self, listener: Listener) -> Iterable[tuple[str, _Entry]]:
         """Listeners on the port an implementation may not serve beside this one (its choice)."""
@@ -250,7 +260,7 @@ def merge_listeners(gateway: Gateway, listener_sets: Iterable[tuple[ListenerSet,
             _judge(entry, port)
             if entry.conflict is None:
                 port.add(entry)
-    return MergedListeners(tuple(e.freeze() for e in entries))
+    return MergedListeners.of_entries(e.freeze() for e in entries)
 
 
 def merge_with(

@@ -46,13 +46,29 @@ def merged(
 ) -> gw.MergedListeners:
     """The Gateway's merged listeners from the view, with ``candidate`` in place of the stored
     copy of that set (or, ``without``, with no copy of it at all). Computed once per request."""
+    def compute() -> gw.MergedListeners:
+        return gw.merge_with(
+            gateway, ctx.state.listenersets_for(*gateway.key), labels=ctx.labels, candidate=candidate, without=without
+        )
+
+    stored = ctx.state.gateway(*gateway.key)
+    if candidate is None:
+        as_stored = True
+    else:
+        kept = ctx.state.listenerset(*candidate.key)
+        as_stored = kept is None if without else kept == candidate
+    if as_stored and (gateway is stored or gateway == stored):
+        # The Gateway and its sets as the view has them: the same for every request until it changes.
+        return ctx.state.derived(("merged-listeners", gateway.key), lambda: merged_stored(ctx, stored))
     key = ("merged", id(gateway), id(candidate), without)
     found = ctx.memo.get(key)
     if found is None:
-        found = ctx.memo[key] = gw.merge_with(
-            gateway, ctx.state.listenersets_for(*gateway.key), labels=ctx.labels, candidate=candidate, without=without
-        )
+        found = ctx.memo[key] = compute()
     return found
+
+
+def merged_stored(ctx: RuleContext, gateway: gw.Gateway) -> gw.MergedListeners:
+    return gw.merge_with(gateway, ctx.state.listenersets_for(*gateway.key), labels=ctx.labels)
 
 
 def admits(ctx: RuleContext, gateway: gw.Gateway | None, listener_set: gw.ListenerSet) -> bool | None:
@@ -182,8 +198,9 @@ def gateway_listeners_are_valid(ctx: RuleContext, gateway: gw.Gateway, old: gw.G
     """A Gateway's listeners serve some route kind and are distinct from each other."""
     if not ctx.policy.mirror_listeners:
         return
-    states = merged(ctx, gateway).of("Gateway", *gateway.key)
-    previous = (old, merged(ctx, old).of("Gateway", *old.key)) if old is not None else None
+    # A Gateway's own listeners come first: its ListenerSets cannot take them.
+    states = gw.merge_listeners(gateway, ()).of("Gateway", *gateway.key)
+    previous = (old, gw.merge_listeners(old, ()).of("Gateway", *old.key)) if old is not None else None
     yield from _listeners_are_valid(ctx, gateway, states, previous)
 
 
@@ -302,7 +319,10 @@ def route_listeners_are_not_conflicted(ctx: RuleContext, route: gw.Route) -> Ite
         if found is None:
             continue
         gateway, owner, listeners = found
-        states = merged(ctx, gateway).of(owner_kind(owner), *owner.key)
+        # A Gateway's own listeners come first: ListenerSets cannot take them, so only a
+        # ListenerSet parent needs the whole merged list.
+        view = merged(ctx, gateway) if ref.is_listenerset else gw.merge_listeners(gateway, ())
+        states = view.of(owner_kind(owner), *owner.key)
         if not any(s.conflicted for s in states):
             continue
         attachment = ctx.attachment(route, ref, listeners, owner_namespace=ref.namespace)

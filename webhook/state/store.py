@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from typing import Any, TypeVar
 
 from .. import gatewayapi as gw
 from .kinds import KINDS_BY_NAME, ROUTE_KINDS
@@ -24,6 +24,7 @@ from .kinds import KINDS_BY_NAME, ROUTE_KINDS
 log = logging.getLogger("routewarden.state")
 
 Key = tuple[str, str]  # (namespace, name); namespace is "" for cluster-scoped kinds
+T = TypeVar("T")
 
 
 def _key(obj: dict[str, Any]) -> Key:
@@ -84,6 +85,8 @@ class ClusterState:
         self._alive: dict[str, float] = {}
         self._created = time.monotonic()
         self.generation = 0  # bumped on every change; lets callers cache derived views
+        self._derived: dict[Hashable, Any] = {}
+        self._derived_generation = 0
 
     # ------------------------------------------------------------------ writers
     def apply(self, kind: str, obj: dict[str, Any]) -> None:
@@ -297,6 +300,20 @@ class ClusterState:
         """Routes with a parentRef naming ListenerSet ``namespace/name``."""
         keys = self._routes_by_listenerset.get((namespace, name), ())
         return tuple(self._routes[k] for k in sorted(keys) if k in self._routes)
+
+    def derived(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()``, a value made from this view only, kept until the view changes.
+
+        For what many decisions need and is costly to make, such as the merged listeners
+        of a Gateway with many ListenerSets. Decisions run on one thread (the event loop,
+        or the CLI's), as do the writers, so the cache needs no lock.
+        """
+        if self._derived_generation != self.generation:
+            self._derived.clear()
+            self._derived_generation = self.generation
+        if key not in self._derived:
+            self._derived[key] = compute()
+        return self._derived[key]
 
     # ------------------------------------------------------------------ freshness
     def is_synced(self, kind: str) -> bool:
