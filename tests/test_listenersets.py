@@ -119,6 +119,7 @@ spec:
       - {namespace: infra, name: tlsgw}
       - {namespace: infra, name: kinds}
       - {namespace: infra, name: waypoint}
+      - {namespace: infra, name: tcpgw}
       - {namespace: team, name: own}
 """
 GUARDRAILS = """
@@ -197,6 +198,11 @@ CASES = [
     case("tcp-beside-http", "TCP on the Gateway's HTTP port is a ProtocolConflict, and the Gateway comes first.",
          listener_set("team", "raw", listener("raw", 80, "TCP")), policy="", denied=("listeners/ListenersNotValid",),
          says=("ProtocolConflict", "the Gateway's own listeners come first")),
+    case("http-after-tcp", "HTTP after the Gateway's TCP listener on one port is refused only by implementations "
+         "that support TCP: a warning, never a denial.",
+         listener_set("team", "pg", listener("web", 5432, "HTTP", "pg.example.com"), gateway="tcpgw"), policy="",
+         extra=(gateway("infra", "tcpgw", listener("raw", 5432, "TCP"), allowed="All"),),
+         warned=("listeners/Conflicted",), says=("if the implementation supports TCP listeners",)),
     case("udp-beside-http", "UDP on a TCP-based port is distinct.",
          listener_set("team", "dns", listener("dns", 80, "UDP")), policy=""),
     case("https-beside-http", "HTTPS on the HTTP port is distinct by the spec; implementations may refuse it: a warning.",

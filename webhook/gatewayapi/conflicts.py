@@ -43,7 +43,11 @@ cannot tell:
 * two ListenerSets whose creation order is unknown: manifests carry no
   ``creationTimestamp`` (one that has it is older than one that has not);
 * a ListenerSet whose acceptance depends on labels of a namespace the view does not hold;
-* a listener whose only rival may itself be refused.
+* a listener whose only rival may itself be refused;
+* a listener of a protocol that is not core (it is the implementation's), and an
+  HTTP, HTTPS or TLS listener after a TCP listener on its port: "If an implementation
+  does not support TCP Protocol Listeners, then the previous rule does not apply" (a TCP
+  listener after them is refused either way: Conflicted, or not supported).
 """
 
 from __future__ import annotations
@@ -197,41 +201,40 @@ def _order_known(a: Owner, b: Owner) -> bool:
 def _judge(entry: _Entry, port: _Port) -> None:
     for reason, earlier in port.rivals(entry.listener):
         clash = Clash(reason, earlier.listener, earlier.owner)
-        certain = (
-            not earlier.doubts
-            and entry.owner.accepted
-            and earlier.owner.accepted
-            and _order_known(earlier.owner, entry.owner)
-        )
+        unsure = _unsure(reason, earlier, entry)
         if earlier.owner == entry.owner:
             earlier.doubts.append(
                 f"it is indistinct from {entry.listener.describe()} of the same {entry.owner.kind} ({reason}), "
                 "and the spec lets an implementation refuse both"
             )
-        if certain:
+        if unsure is None:
             if entry.conflict is None:
                 entry.conflict = clash
             continue
-        entry.doubts.append(f"it may be Conflicted ({reason}): {clash.describe()}{_why_unsure(earlier, entry)}")
+        entry.doubts.append(f"it may be Conflicted ({reason}): {clash.describe()}, {unsure}")
         if not _order_known(earlier.owner, entry.owner):
-            earlier.doubts.append(
-                f"it may be Conflicted ({reason}): {entry.listener.describe()} of {entry.owner.describe()} "
-                f"has the same port{' and protocol' if reason == 'ProtocolConflict' else ', protocol and hostname'}"
-                ", and which ListenerSet is older is unknown"
-            )
+            earlier.doubts.append(f"it may be Conflicted ({reason}): {Clash(reason, entry.listener, entry.owner).describe()}"
+                                  f", {unsure}")
     if entry.conflict is None:
         for why, other in port.neighbours(entry.listener):
             entry.doubts.append(f"it shares port {entry.listener.port} with {other.listener.describe()} of "
                                 f"{other.owner.describe()}: {why}")
 
 
-def _why_unsure(earlier: _Entry, entry: _Entry) -> str:
+def _unsure(reason: str, earlier: _Entry, entry: _Entry) -> str | None:
+    """Why a clash with an earlier listener may not make this one Conflicted; None: it does."""
     if not _order_known(earlier.owner, entry.owner):
-        return ", and which ListenerSet is older is unknown (neither has a creationTimestamp)"
-    unknown = [o for o in (earlier.owner, entry.owner) if not o.accepted]
-    if unknown:
-        return f", if the Gateway accepts {unknown[0].describe()} (that depends on namespace labels the view lacks)"
-    return ", if that listener is served (it may be refused itself)"
+        return "and which ListenerSet is older is unknown (neither has a creationTimestamp)"
+    for owner in (earlier.owner, entry.owner):
+        if not owner.accepted:
+            return f"if the Gateway accepts {owner.describe()} (that depends on namespace labels the view lacks)"
+    if entry.listener.protocol not in CORE_PROTOCOLS:
+        return f"if the implementation tells {entry.listener.protocol} listeners apart by nothing else (its protocol)"
+    if reason == "ProtocolConflict" and earlier.listener.protocol == "TCP":
+        return "if the implementation supports TCP listeners (if not, the TCP listener is refused and this one is served)"
+    if earlier.doubts:
+        return "if that listener is served (it may be refused itself)"
+    return None
 
 
 def merge_listeners(gateway: Gateway, listener_sets: Iterable[tuple[ListenerSet, bool | None]]) -> MergedListeners:

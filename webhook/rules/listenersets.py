@@ -174,8 +174,9 @@ def _judge_listeners(ctx: RuleContext, owner: Owner, states: tuple[gw.ListenerSt
     unusable = {name for v, name, certain in findings if certain and v.rule in _UNUSABLE}
     if states and unusable >= {s.listener.name for s in states}:
         reasons = "; ".join(v.message for v, _, certain in findings if certain)
+        conflicted = all(s.conflicted for s in states)
         what = (f"Gateway {owner.parent[0]}/{owner.parent[1]} would not accept it"
-                if isinstance(owner, gw.ListenerSet) and owner.parent else "it serves no route")
+                if conflicted and isinstance(owner, gw.ListenerSet) and owner.parent else "it serves no route")
         out = [(ctx.violation(
             "listeners/ListenersNotValid",
             f"no listener of {owner.describe()} would be served, so {what} (ListenersNotValid): {reasons}",
