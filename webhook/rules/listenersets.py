@@ -45,30 +45,28 @@ def merged(
     ctx: RuleContext, gateway: gw.Gateway, *, candidate: gw.ListenerSet | None = None, without: bool = False
 ) -> gw.MergedListeners:
     """The Gateway's merged listeners from the view, with ``candidate`` in place of the stored
-    copy of that set (or, ``without``, with no copy of it at all). Computed once per request."""
-    def compute() -> gw.MergedListeners:
-        return gw.merge_with(
-            gateway, ctx.state.listenersets_for(*gateway.key), labels=ctx.labels, candidate=candidate, without=without
-        )
+    copy of that set (or, ``without``, with no copy of it at all).
 
+    As the view holds them (the stored Gateway, no candidate or one equal to its stored
+    copy) they are kept until the view changes: every route review through a ListenerSet
+    needs them, and making them walks every set of the Gateway. Otherwise they are made
+    once per request.
+    """
     stored = ctx.state.gateway(*gateway.key)
-    if candidate is None:
-        as_stored = True
-    else:
-        kept = ctx.state.listenerset(*candidate.key)
-        as_stored = kept is None if without else kept == candidate
-    if as_stored and (gateway is stored or gateway == stored):
-        # The Gateway and its sets as the view has them: the same for every request until it changes.
-        return ctx.state.derived(("merged-listeners", gateway.key), lambda: merged_stored(ctx, stored))
+    kept = ctx.state.listenerset(*candidate.key) if candidate is not None else None
+    as_stored = candidate is None or (kept is None if without else kept == candidate)
+    if as_stored and stored is not None and (gateway is stored or gateway == stored):
+        return ctx.state.derived(
+            ("merged-listeners", gateway.key),
+            lambda: gw.merge_with(stored, ctx.state.listenersets_for(*stored.key), labels=ctx.labels),
+        )
     key = ("merged", id(gateway), id(candidate), without)
     found = ctx.memo.get(key)
     if found is None:
-        found = ctx.memo[key] = compute()
+        found = ctx.memo[key] = gw.merge_with(
+            gateway, ctx.state.listenersets_for(*gateway.key), labels=ctx.labels, candidate=candidate, without=without
+        )
     return found
-
-
-def merged_stored(ctx: RuleContext, gateway: gw.Gateway) -> gw.MergedListeners:
-    return gw.merge_with(gateway, ctx.state.listenersets_for(*gateway.key), labels=ctx.labels)
 
 
 def admits(ctx: RuleContext, gateway: gw.Gateway | None, listener_set: gw.ListenerSet) -> bool | None:
