@@ -37,7 +37,7 @@ from . import gatewayapi as gw
 from .admission import AdmissionRequest
 from .decision import Decision, Mode, Violation, allowed, from_violations, invalid
 from .policy.model import PolicySet, TenancyPolicy
-from .rules import attachment, blastradius, gateways, hostnames, references
+from .rules import attachment, blastradius, gateways, hostnames, listenersets, references
 from .rules.context import RuleContext
 from .state.store import ClusterState
 
@@ -51,10 +51,14 @@ STATE_RULES = frozenset(
         "attachment/NoMatchingListenerHostname",
         "attachment/NotAllowedByPolicy",
         "listenerset/NotAllowed",
+        "listeners/Conflicted",
+        "listeners/ListenersNotValid",
         "hostnames/HostnameConflict",
         "references/RefNotPermitted",
         "blastradius/RoutesDetached",
         "blastradius/RefsRevoked",
+        "blastradius/ListenerSetsDetached",
+        "blastradius/ListenersConflicted",
     }
 )
 
@@ -66,8 +70,8 @@ STATE_RULES = frozenset(
 VALIDATED_OPERATIONS: Mapping[str, frozenset[str]] = {
     **{kind: frozenset({"CREATE", "UPDATE"}) for kind in gw.ROUTE_KINDS},
     "Gateway": frozenset({"CREATE", "UPDATE", "DELETE"}),  # DELETE: blast radius
+    "ListenerSet": frozenset({"CREATE", "UPDATE", "DELETE"}),  # DELETE: blast radius
     "ReferenceGrant": frozenset({"UPDATE", "DELETE"}),  # blast radius only
-    "ListenerSet": frozenset({"CREATE", "UPDATE"}),
 }
 
 
@@ -131,6 +135,10 @@ def _validate(
     old_grant = _once(lambda: gw.ReferenceGrant.from_object(request.old_object or {}, namespace=namespace))
     new_grant = _once(lambda: gw.ReferenceGrant.from_object(request.object, namespace=namespace)
                       if request.operation == "UPDATE" and request.object is not None else None)
+    listener_set = _once(lambda: gw.ListenerSet.from_object(subject, namespace=namespace)
+                         if request.operation in ("CREATE", "UPDATE") and subject is not None else None)
+    old_listener_set = _once(lambda: gw.ListenerSet.from_object(request.old_object, namespace=namespace)
+                             if request.operation in ("UPDATE", "DELETE") and request.old_object else None)
     memo: dict[Any, Any] = {}
     for policy in policies.tenancy:
         if policy.exempt.covers(
@@ -145,8 +153,13 @@ def _validate(
         elif kind == "ReferenceGrant" and request.operation in ("UPDATE", "DELETE") and not before:
             old = old_grant()
             yield from blastradius.grant_change_keeps_references(ctx, old, new_grant())
-        elif kind == "ListenerSet" and request.operation in ("CREATE", "UPDATE") and subject is not None:
-            yield from attachment.listenerset_is_accepted(ctx, subject, namespace=namespace)
+        elif kind == "ListenerSet":
+            new, old = listener_set(), old_listener_set()
+            if new is not None and subject is not None:
+                yield from attachment.listenerset_is_accepted(ctx, subject, namespace=namespace)
+                yield from listenersets.listenerset_rules(ctx, new, old)
+            if not before:
+                yield from blastradius.listenerset_change_keeps_routes(ctx, old, new)
 
 
 def _ratchet(
@@ -218,6 +231,7 @@ def _route_rules(ctx: RuleContext, route: gw.Route, old: gw.Route | None) -> Ite
     yield from hostnames.route_names_hostnames(ctx, route)
     yield from hostnames.route_hostnames_are_allowed(ctx, route)
     yield from hostnames.route_hostnames_are_unclaimed(ctx, route, old)
+    yield from listenersets.route_listeners_are_not_conflicted(ctx, route)
     governed = any(_governs_ref(ctx, ref) for ref in route.parent_refs) or ctx.policy.match.everything
     yield from references.route_references_are_granted(ctx, route, governed=governed)
 
@@ -234,14 +248,14 @@ def _governs_ref(ctx: RuleContext, ref: gw.ParentRef) -> bool:
 def _gateway_rules(
     ctx: RuleContext, gateway: Callable[[], gw.Gateway | None], old_gateway: Callable[[], gw.Gateway | None]
 ) -> Iterator[Violation]:
-    new = gateway()
+    new, old = gateway(), old_gateway()
     governed = ctx.governance(new) if new is not None else False
-    if governed is None and new is not None:
+    if governed is None:
         yield ctx.governance_unknown(new)
     if new is not None and governed:
         for rule in gateways.GATEWAY_RULES:
             yield from rule(ctx, new)
-    old = old_gateway()
+        yield from listenersets.gateway_listeners_are_valid(ctx, new, old)
     if old is not None:
         yield from blastradius.gateway_change_keeps_routes(ctx, old, new)
 
@@ -253,7 +267,8 @@ def _stale(policy: TenancyPolicy, state: ClusterState, now: float | None) -> str
     if policy.stale_max_age is not None:
         age = state.view_age(now)
         if age > policy.stale_max_age:
-            return f"the cluster view is {age:.0f}s old (limit {policy.stale_max_age:.0f}s)"
+            return (f"the cluster view is stale (not confirmed by the API server for {age:.0f}s, "
+                    f"limit {policy.stale_max_age:.0f}s)")
     return None
 
 

@@ -10,7 +10,6 @@ Run with: ``KUBECONFIG=... pytest -m e2e tests/e2e``.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import uuid
 from pathlib import Path
@@ -19,13 +18,17 @@ from typing import Any
 import pytest
 import yaml
 from e2e_support import (
+    HOST,
     Cluster,
     api_client_fixture,  # noqa: F401 - provides the api_client fixture
+    denial,
     eventually,
+    first_refusal,
+    routewarden,
+    validating_webhook,
 )
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
-from test_webhook_e2e import HOST, denial, first_refusal, routewarden
 
 from webhook.certs import CertificateFiles, write_certificates
 
@@ -43,14 +46,12 @@ spec:
 """
 
 
-def webhook_configuration(name: str, run: str, url: str, ca: bytes) -> dict[str, Any]:
-    """The shipped validating webhook (its rules, operations and conditions), pointed at this
-    server and scoped to this run's namespaces."""
-    (hook,) = yaml.safe_load(DEPLOYED.read_text())["webhooks"]
-    hook = {**hook, "name": f"validate.{run}.e2e.routewarden.dev",
-            "clientConfig": {"url": url, "caBundle": base64.b64encode(ca).decode()},
-            "namespaceSelector": {"matchLabels": {"routewarden.dev/e2e": run}}}
-    return {"metadata": {"name": name}, "webhooks": [hook]}
+def deployed_webhook(name: str, run: str, port: int, certs: CertificateFiles) -> dict[str, Any]:
+    """The webhook of one run, with the rules (operations per kind) and conditions of the shipped one."""
+    config = validating_webhook(name, run, port, certs, resources=[])
+    (shipped,) = yaml.safe_load(DEPLOYED.read_text())["webhooks"]
+    config["webhooks"][0].update(rules=shipped["rules"], matchConditions=shipped["matchConditions"])
+    return config
 
 
 def route(name: str, *, infra: str, section: str, hostname: str) -> dict[str, Any]:
@@ -97,8 +98,8 @@ async def test_a_route_its_gateway_no_longer_admits_can_be_labelled_finalized_an
                                                 "spec": {"gatewayClassName": f"e2e-{run}", "listeners": listeners}})
         async with routewarden(api_client, tmp_path / "policies", certs) as (port, state):
             await eventually(lambda: state.gateway(infra, "shared") is not None, "the Gateway in the view")
-            await asyncio.to_thread(admission.create_validating_webhook_configuration, webhook_configuration(
-                webhook_name, run, f"https://{HOST}:{port}/validate", certs.ca_cert.read_bytes()))
+            await asyncio.to_thread(admission.create_validating_webhook_configuration,
+                                    deployed_webhook(webhook_name, run, port, certs))
             body = denial(await first_refusal(cluster, cherries, route(
                 "outsider", infra=infra, section="http", hostname=f"outsider-{run}.example.com")))
             if "failed calling webhook" in body.get("message", ""):
