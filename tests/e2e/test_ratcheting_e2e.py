@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from e2e_support import (
+    GATEWAY_GROUP,
     HOST,
     Cluster,
     api_client_fixture,  # noqa: F401 - provides the api_client fixture
@@ -62,7 +63,7 @@ def route(name: str, *, infra: str, section: str, hostname: str) -> dict[str, An
 
 async def gone(cluster: Cluster, namespace: str, name: str) -> bool:
     try:
-        await asyncio.to_thread(cluster.custom.get_namespaced_custom_object, "gateway.networking.k8s.io",
+        await asyncio.to_thread(cluster.custom.get_namespaced_custom_object, GATEWAY_GROUP,
                                 cluster.versions["HTTPRoute"], namespace, "httproutes", name)
     except ApiException as exc:
         return exc.status == 404
