@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from webhook.explain import explain
+from webhook.explain import RouteReport, explain
 from webhook.state.manifests import load_manifests
 from webhook.state.store import ClusterState
 
@@ -131,3 +131,28 @@ def test_a_mesh_route_is_not_counted_as_detached() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     [report] = json.loads(proc.stdout)["routes"]
     assert report["parents"][0]["reason"] == "NotAGateway" and report["attached"] is True
+
+
+def scenario_reports(*paths: str) -> dict[str, RouteReport]:
+    found = load_manifests([REPO / "tests/scenarios" / p for p in paths])
+    state = ClusterState.from_objects(m.obj for m in found)
+    return {f"{r.namespace}/{r.name}": r for r in explain([(m.obj, m.path, m.line) for m in found], state)}
+
+
+def test_a_route_on_an_implementation_specific_listener_is_unknown_as_check_warns() -> None:
+    """A waypoint's HBONE listener: explain says the implementation decides, check only warns."""
+    reports = scenario_reports("_shared/cluster.yaml", "mesh/cluster.yaml", "mesh/resources.yaml")
+    [parent] = reports["bookinfo/reviews"].parents
+    assert parent.accepted is None and "implementation" in parent.message
+    [listener] = parent.listeners
+    assert listener.kind_allowed is None and any("implementation-specific" in w for w in listener.why_not)
+    assert reports["apples/intruder"].parents[0].accepted is False
+
+
+def test_a_route_refused_by_one_parent_and_accepted_by_another_is_partially_attached() -> None:
+    """The controller accepts it where it attaches: explain says so, parent by parent."""
+    reports = scenario_reports("_shared/cluster.yaml", "listenersets/cluster.yaml", "partial-attachment")
+    report = reports["apples/two-listeners"]
+    assert [p.accepted for p in report.parents] == [True, False]
+    assert report.partially_attached and not report.attached
+    assert not reports["cherries/nowhere"].partially_attached

@@ -27,6 +27,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from webhook.engine import VALIDATED_OPERATIONS
 from webhook.mutation import implementations
 from webhook.policy.loader import policy_files
 from webhook.state.kinds import GATEWAY_GROUP, WATCHED_KINDS
@@ -261,14 +262,33 @@ def test_webhook_rules_are_narrow(overlay: str) -> None:
                 assert rule["apiGroups"] == [GATEWAY_GROUP]
 
 
+def validated_operations(hook: Obj) -> dict[str, set[str]]:
+    """resource -> the operations the webhook's rules send for it."""
+    out: dict[str, set[str]] = {}
+    for rule in hook["rules"]:
+        for resource in rule["resources"]:
+            out.setdefault(resource, set()).update(rule["operations"])
+    return out
+
+
 def test_the_validating_webhook_covers_every_gateway_api_kind_and_version_the_view_reads() -> None:
     """Rules and the cluster view agree: every namespaced Gateway API kind, in every known version."""
     hook = next(h for k, h in webhooks(render("base")) if k == "ValidatingWebhookConfiguration")
     kinds = [k for k in WATCHED_KINDS if k.group == GATEWAY_GROUP and k.namespaced]
-    (rule,) = hook["rules"]
-    assert set(rule["resources"]) == {k.plural for k in kinds}
-    assert {v for k in kinds for v in k.versions} <= set(rule["apiVersions"])
-    assert set(rule["operations"]) == {"CREATE", "UPDATE", "DELETE"}
+    assert set(validated_operations(hook)) == {k.plural for k in kinds}
+    for rule in hook["rules"]:
+        assert {v for k in kinds for v in k.versions} <= set(rule["apiVersions"])
+
+
+def test_the_validating_webhook_sends_exactly_the_operations_the_rules_read() -> None:
+    """The configuration and the engine's dispatch agree kind by kind: an operation no rule
+    reads (a route DELETE) never waits for the fail-closed webhook, and every one a rule
+    reads (a Gateway or ReferenceGrant DELETE: blast radius) is sent."""
+    hook = next(h for k, h in webhooks(render("base")) if k == "ValidatingWebhookConfiguration")
+    plurals = {k.plural: k.kind for k in WATCHED_KINDS if k.group == GATEWAY_GROUP and k.namespaced}
+    sent = {plurals[resource]: ops for resource, ops in validated_operations(hook).items()}
+    assert sent == {kind: set(ops) for kind, ops in VALIDATED_OPERATIONS.items()}
+    assert "DELETE" not in sent["HTTPRoute"] and "DELETE" in sent["Gateway"]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

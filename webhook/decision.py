@@ -9,7 +9,7 @@ operations), so an object that is already right gets no patch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -21,6 +21,11 @@ class Mode(StrEnum):
     WARN = "warn"
     AUDIT = "audit"
 
+    @property
+    def strictness(self) -> int:
+        """audit < warn < enforce."""
+        return ("audit", "warn", "enforce").index(self.value)
+
 
 @dataclass(frozen=True, slots=True)
 class Violation:
@@ -29,6 +34,9 @@ class Violation:
     ``rule`` is ``area/Reason`` (for example ``attachment/NotAllowedByListeners``);
     ``reason`` reuses the Gateway API's own condition reason where one exists.
     ``field`` is the path of the offending field (``spec.parentRefs[0]``).
+    ``subject`` is what the finding is about, named without list positions: a parentRef's
+    target (``Gateway infra/shared sectionName http``), a hostname, a reference's target,
+    a listener's name. With ``rule`` it is the finding's :attr:`identity`.
     """
 
     rule: str
@@ -38,6 +46,22 @@ class Violation:
     fix: str = ""
     mode: Mode = Mode.ENFORCE
     policy: str = ""
+    subject: str = ""
+
+    @property
+    def identity(self) -> tuple[str, str]:
+        """The same finding in another version of the object: same rule, same subject.
+
+        Positions are no part of it: a route whose parentRefs are reordered, or that
+        gains a hostname in front of the others, keeps the identities of its findings.
+        A finding without a subject is identified by its field (one that is not a list
+        item, such as ``spec.hostnames`` or ``spec.gatewayClassName``).
+        """
+        return (self.rule, self.subject or self.field)
+
+    def softened(self, why: str) -> Violation:
+        """This finding as a warning, saying why it does not deny."""
+        return replace(self, mode=Mode.WARN, message=f"{self.message} ({why})")
 
     def render(self) -> str:
         """One line for a human: reason, message, field and how to fix it."""

@@ -35,7 +35,7 @@ class ListenerReport:
     selected: bool
     namespace_allowed: bool | None  # None: depends on labels of a namespace we do not know
     namespaces: str  # what allowedRoutes.namespaces admits, in words
-    kind_allowed: bool
+    kind_allowed: bool | None  # None: an implementation-specific protocol decides
     kinds: tuple[str, ...]
     hostnames: tuple[str, ...]  # the intersection with the route's hostnames
     attaches: bool
@@ -82,11 +82,18 @@ class RouteReport:
         return bool(self.parents) and all(p.accepted for p in predicted)
 
     @property
+    def partially_attached(self) -> bool:
+        """Some parents accept the route and others refuse it: the controller attaches it where accepted."""
+        predicted = [p for p in self.parents if p.reason != "NotAGateway"]
+        return any(p.accepted for p in predicted) and not self.attached
+
+    @property
     def refs_resolved(self) -> bool:
         return all(b.permitted for b in self.backends)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "attached": self.attached, "refsResolved": self.refs_resolved}
+        return {**asdict(self), "attached": self.attached, "partiallyAttached": self.partially_attached,
+                "refsResolved": self.refs_resolved}
 
 
 # ----------------------------------------------------------------------------- listeners
@@ -120,8 +127,11 @@ def _listener_report(
             why.append(f"namespace {route.namespace} not admitted: the listener admits {describe_namespaces(listener)}")
         elif verdict.namespace_allowed is None:
             why.append(f"cannot tell: namespace {route.namespace} is not declared, so its labels are unknown")
-        if not verdict.kind_allowed:
+        if verdict.kind_allowed is False:
             why.append(f"kind {route.kind} not admitted: the listener accepts {', '.join(kinds) or 'no kinds'}")
+        elif verdict.kind_allowed is None:
+            why.append(f"cannot tell: protocol {listener.protocol} is implementation-specific and the listener lists "
+                       f"no allowedRoutes.kinds, so the implementation decides whether it accepts {route.kind}")
         if not verdict.hostnames:
             why.append(f"no hostname of the route ({', '.join(route.hostnames)}) is under {listener.hostname}")
     return ListenerReport(
@@ -141,7 +151,7 @@ def _listener_report(
     )
 
 
-def listener_kind_ok(listener: gw.Listener, route: gw.Route) -> bool:
+def listener_kind_ok(listener: gw.Listener, route: gw.Route) -> bool | None:
     return gw.listener_admits_kind(listener, group=gw.GROUP, kind=route.kind)
 
 
@@ -187,10 +197,15 @@ def explain_parent(route: gw.Route, ref: gw.ParentRef, state: ClusterState) -> P
     )
     accepted: bool | None = attachment.reason is None
     message = _MESSAGES.get(attachment.reason, attachment.reason or "")
-    if accepted and attachment.unknown_namespace and not any(v.accepts for v in attachment.verdicts):
+    if accepted and not attachment.attached:
         accepted = None
-        message = (f"depends on the labels of namespace {route.namespace}, which is not declared: "
-                   "add the Namespace manifest (or use --cluster)")
+        unknown = []
+        if attachment.unknown_namespace:
+            unknown.append(f"the labels of namespace {route.namespace}, which is not declared: "
+                           "add the Namespace manifest (or use --cluster)")
+        if attachment.unknown_kind:
+            unknown.append(f"the implementation, whose protocol lists no allowedRoutes.kinds for {route.kind}")
+        message = "depends on " + "; and on ".join(unknown)
     return ParentReport(ref.describe(), ref.field, True, accepted, attachment.reason or "Accepted", message,
                         reports, attachment.hostnames)
 
@@ -390,7 +405,13 @@ def render_text(reports: Iterable[RouteReport]) -> str:
         if r.error:
             lines += [head, f"  cannot be read: {r.error}", ""]
             continue
-        state = "attached" if r.attached else "NOT attached"
+        if r.attached:
+            state = "attached"
+        elif r.partially_attached:
+            accepted = sum(1 for p in r.parents if p.accepted)
+            state = f"partially attached ({accepted} of {sum(1 for p in r.parents if p.reason != 'NotAGateway')} parents)"
+        else:
+            state = "NOT attached"
         lines.append(f"{head}: {state}, references {'resolved' if r.refs_resolved else 'NOT permitted'}")
         if not r.parents:
             lines.append("  no parentRefs: the route attaches to nothing")

@@ -41,8 +41,10 @@ from .attachment import (
 from .conflicts import Clash, ListenerState, MergedListeners, Owner, merge_listeners, merge_with, precedence
 from .core import (
     CORE_GROUP,
+    CORE_PROTOCOLS,
     DEFAULT_KINDS_BY_PROTOCOL,
     GROUP,
+    HOSTNAME_PROTOCOLS,
     HOSTNAME_ROUTE_KINDS,
     NAME_LABEL,
     ROUTE_KINDS,
@@ -60,8 +62,6 @@ from .hostnames import (
 )
 from .listeners import (
     COMPATIBLE_KINDS_BY_PROTOCOL,
-    CORE_PROTOCOLS,
-    HOSTNAME_PROTOCOLS,
     ListenerSet,
     RouteKinds,
     route_kinds,

@@ -56,8 +56,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .attachment import gateway_admits_listenerset
+from .core import CORE_PROTOCOLS, HOSTNAME_PROTOCOLS
 from .gateways import Gateway, Listener
-from .listeners import CORE_PROTOCOLS, HOSTNAME_PROTOCOLS, ListenerSet
+from .listeners import ListenerSet
 
 _TCP_PEERS = ("HTTP", "HTTPS", "TLS")
 _TLS_ON_PORT = frozenset({"HTTPS", "TLS"})

@@ -9,6 +9,7 @@ from typing import Any
 from .core import (
     _DEFAULT_ACCEPTED_KINDS,
     GROUP,
+    HOSTNAME_PROTOCOLS,
     MalformedObject,
     Meta,
     _list,
@@ -38,9 +39,19 @@ class Listener:
     listener_set: tuple[str, str] | None = None
 
     def accepted_kinds(self) -> frozenset[tuple[str, str]]:
+        """The (group, kind) pairs the listener accepts: ``allowedRoutes.kinds``, else the
+        core protocol's kinds. Empty for an implementation-specific protocol without
+        ``allowedRoutes.kinds``, whose kinds only the implementation knows."""
         if self.allowed_kinds:
             return frozenset(self.allowed_kinds)
         return _DEFAULT_ACCEPTED_KINDS.get(self.protocol, frozenset())
+
+    @property
+    def matches_hostnames(self) -> bool:
+        """Whether ``hostname`` means anything: HTTP, HTTPS and TLS match on it, other
+        protocols ignore it (the spec: "ignored for protocols that don't require hostname
+        based matching")."""
+        return self.protocol in HOSTNAME_PROTOCOLS
 
     def describe(self) -> str:
         text = f"listener {self.name!r} ({self.protocol}"

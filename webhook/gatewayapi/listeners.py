@@ -34,10 +34,6 @@ from typing import Any
 from .core import CORE_GROUP, GROUP, ROUTE_KINDS, Meta, _map
 from .gateways import Listener, listenerset_listeners, parent_gateway
 
-CORE_PROTOCOLS = frozenset({"HTTP", "HTTPS", "TLS", "TCP", "UDP"})
-# Core protocols whose listeners match on hostnames (TCP and UDP listeners may not set one).
-HOSTNAME_PROTOCOLS = frozenset({"HTTP", "HTTPS", "TLS"})
-
 COMPATIBLE_KINDS_BY_PROTOCOL: Mapping[str, frozenset[str]] = {
     "HTTP": frozenset({"HTTPRoute", "GRPCRoute"}),
     "HTTPS": frozenset({"HTTPRoute", "GRPCRoute"}),

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..decision import Mode
-from ..gatewayapi import LabelSelector, hostname_matches, normalize_hostname
+from ..gatewayapi import NAME_LABEL, LabelSelector, hostname_matches, normalize_hostname
 
 # rule id -> (section whose mode applies, the default mode when nothing is set)
 RULES: Mapping[str, tuple[str, Mode | None]] = {
@@ -23,6 +23,7 @@ RULES: Mapping[str, tuple[str, Mode | None]] = {
     "attachment/NotAllowedByPolicy": ("attachment", None),
     "attachment/GatewayNotFound": ("attachment", Mode.WARN),
     "attachment/NamespaceNotFound": ("attachment", Mode.WARN),
+    "attachment/ImplementationSpecificProtocol": ("attachment", Mode.WARN),
     "listenerset/NotAllowed": ("attachment", None),
     "listeners/Conflicted": ("attachment", Mode.WARN),
     "listeners/InvalidRouteKinds": ("attachment", Mode.WARN),
@@ -61,12 +62,17 @@ class NamespaceSet:
         )
 
     def contains(self, namespace: str, labels: Mapping[str, str] | None) -> bool | None:
-        """True/False, or None when only the (unknown) labels could tell."""
+        """True/False, or None when only the labels of a namespace the view does not hold
+        could tell. A selector that reads no label but the one kube-apiserver sets on every
+        namespace (``kubernetes.io/metadata.name``) is decided without them; so is ``{}``,
+        which matches every namespace."""
         if namespace in self.names:
             return True
         if self.selector is None:
             return False
         if labels is None:
+            if self.selector.keys <= {NAME_LABEL}:
+                return self.selector.matches({NAME_LABEL: namespace})
             return None
         return self.selector.matches(labels)
 
@@ -95,14 +101,15 @@ class GatewayMatch:
 
     def matches(
         self, *, namespace: str, name: str, class_name: str | None, namespace_labels: Mapping[str, str] | None
-    ) -> bool:
+    ) -> bool | None:
+        """Whether the Gateway is governed; None when only the unknown labels of its namespace could tell."""
         if self.everything:
             return True
         if (namespace, name) in self.gateways or (None, name) in self.gateways:
             return True
         if class_name is not None and class_name in self.class_names:
             return True
-        return self.namespaces is not None and bool(self.namespaces.contains(namespace, namespace_labels))
+        return self.namespaces is not None and self.namespaces.contains(namespace, namespace_labels)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +154,9 @@ class TenancyPolicy:
     rule_modes: Mapping[str, Mode] = field(default_factory=dict)
     match: GatewayMatch = field(default_factory=GatewayMatch)
     mirror_listeners: bool = True
+    # A mirror finding on one parentRef of a route another governed parentRef accepts
+    # only warns (the controller attaches the route there); "deny" keeps it a denial.
+    partial_attachment: str = "warn"
     allowed_namespaces: NamespaceSet | None = None
     hostnames_required: bool = False
     hostnames_unique: bool = False
@@ -181,7 +191,11 @@ class TenancyPolicy:
         # A Gateway or namespace the view does not hold yet is a GitOps apply-order matter:
         # unknownGateway (default warn) decides it, not attachment.mode; spec.rules still wins.
         unknown = Mode(attachment.get("unknownGateway", "warn"))
-        rule_modes_extra = {"attachment/GatewayNotFound": unknown, "attachment/NamespaceNotFound": unknown}
+        policy_mode = Mode(spec.get("mode", "enforce"))
+        # What an implementation decides is unknown for good: at most a warning.
+        implementation = Mode.AUDIT if policy_mode is Mode.AUDIT else Mode.WARN
+        rule_modes_extra = {"attachment/GatewayNotFound": unknown, "attachment/NamespaceNotFound": unknown,
+                            "attachment/ImplementationSpecificProtocol": implementation}
         match = spec.get("match") or {}
         hostnames = spec.get("hostnames") or {}
         references = spec.get("references") or {}
@@ -191,7 +205,7 @@ class TenancyPolicy:
         return cls(
             name=(doc.get("metadata") or {}).get("name", ""),
             source=source,
-            mode=Mode(spec.get("mode", "enforce")),
+            mode=policy_mode,
             section_modes=sections,
             rule_modes={**rule_modes_extra, **{k: Mode(v) for k, v in (spec.get("rules") or {}).items()}},
             match=GatewayMatch(
@@ -200,6 +214,7 @@ class TenancyPolicy:
                 namespaces=NamespaceSet.from_dict(match.get("namespaces")),
             ),
             mirror_listeners=attachment.get("mirrorListeners", True),
+            partial_attachment=attachment.get("partialAttachment", "warn"),
             allowed_namespaces=NamespaceSet.from_dict(attachment.get("allowedNamespaces")),
             hostnames_required=hostnames.get("required", False),
             hostnames_unique=hostnames.get("unique", False),

@@ -19,17 +19,23 @@ def gateway_class_is_allowed(ctx: RuleContext, gateway: gw.Gateway) -> Iterator[
     if not ctx.policy.has_class_rules:
         return
     labels = ctx.labels(gateway.namespace)
-    allowed = sorted(
-        {c for a in ctx.policy.allowed_classes if a.namespaces.contains(gateway.namespace, labels) for c in a.class_names}
+    verdicts = [(a, a.namespaces.contains(gateway.namespace, labels)) for a in ctx.policy.allowed_classes]
+    allowed = sorted({c for a, selected in verdicts if selected for c in a.class_names})
+    if gateway.class_name in allowed:
+        return
+    if any(selected is None and gateway.class_name in a.class_names for a, selected in verdicts):
+        yield ctx.namespace_unknown(gateway.namespace, f"whether it may use GatewayClass {gateway.class_name!r} "
+                                    f"(TenancyPolicy {ctx.policy.name} gatewayGuardrails.allowedClasses)",
+                                    field="spec.gatewayClassName", subject=f"GatewayClass {gateway.class_name}")
+        return
+    yield ctx.violation(
+        "gateway/GatewayClassNotAllowed",
+        f"namespace {gateway.namespace} may not use GatewayClass {gateway.class_name!r} "
+        f"(allowed: {', '.join(allowed) or 'none'})",
+        field="spec.gatewayClassName",
+        subject=f"GatewayClass {gateway.class_name}",
+        fix=f"use one of: {', '.join(allowed)}" if allowed else "ask the platform team for a GatewayClass",
     )
-    if gateway.class_name not in allowed:
-        yield ctx.violation(
-            "gateway/GatewayClassNotAllowed",
-            f"namespace {gateway.namespace} may not use GatewayClass {gateway.class_name!r} "
-            f"(allowed: {', '.join(allowed) or 'none'})",
-            field="spec.gatewayClassName",
-            fix=f"use one of: {', '.join(allowed)}" if allowed else "ask the platform team for a GatewayClass",
-        )
 
 
 def gateway_opens_to_all_only_if_allowed(ctx: RuleContext, gateway: gw.Gateway | gw.ListenerSet) -> Iterator[Violation]:
@@ -37,16 +43,25 @@ def gateway_opens_to_all_only_if_allowed(ctx: RuleContext, gateway: gw.Gateway |
     allowed = ctx.policy.allow_all_namespaces
     if allowed is None:
         return
-    if allowed.contains(gateway.namespace, ctx.labels(gateway.namespace)):
+    verdict = allowed.contains(gateway.namespace, ctx.labels(gateway.namespace))
+    if verdict:
         return
     for listener in gateway.listeners:
-        if listener.allowed_from == "All":
-            yield ctx.violation(
-                "gateway/AllNamespacesNotAllowed",
-                f"{listener.describe()} admits routes from all namespaces, which namespace {gateway.namespace} may not do",
-                field=f"{listener.field}.allowedRoutes.namespaces.from",
-                fix="use from: Selector with a namespace selector, or from: Same",
-            )
+        if listener.allowed_from != "All":
+            continue
+        if verdict is None:
+            yield ctx.namespace_unknown(
+                gateway.namespace, f"whether {listener.describe()} may admit routes from all namespaces "
+                f"(TenancyPolicy {ctx.policy.name} gatewayGuardrails.allowAllNamespaces: {allowed.describe()})",
+                field=f"{listener.field}.allowedRoutes.namespaces.from", subject=f"listener {listener.name}")
+            continue
+        yield ctx.violation(
+            "gateway/AllNamespacesNotAllowed",
+            f"{listener.describe()} admits routes from all namespaces, which namespace {gateway.namespace} may not do",
+            field=f"{listener.field}.allowedRoutes.namespaces.from",
+            subject=f"listener {listener.name}",
+            fix="use from: Selector with a namespace selector, or from: Same",
+        )
 
 
 def _within(hostname: str, domain: str) -> bool:
@@ -59,13 +74,14 @@ def listener_hostnames_are_in_domains(ctx: RuleContext, gateway: gw.Gateway | gw
     if not domains:
         return
     for listener in gateway.listeners:
-        if listener.protocol in ("TCP", "UDP"):
-            continue  # hostnames do not apply
+        if not listener.matches_hostnames:
+            continue  # TCP, UDP, implementation-specific (an Istio waypoint's HBONE): hostname is ignored
         if listener.hostname is None:
             yield ctx.violation(
                 "gateway/ListenerHostnameNotAllowed",
                 f"{listener.describe()} has no hostname, so it serves every domain, not only {', '.join(domains)}",
                 field=f"{listener.field}.hostname",
+                subject=f"listener {listener.name} *",
                 fix=f"set a hostname under {', '.join(domains)}",
             )
             continue
@@ -75,6 +91,7 @@ def listener_hostnames_are_in_domains(ctx: RuleContext, gateway: gw.Gateway | gw
                 "gateway/ListenerHostnameNotAllowed",
                 f"listener hostname {listener.hostname} is outside the allowed domains {', '.join(domains)}",
                 field=f"{listener.field}.hostname",
+                subject=f"listener {listener.name} {listener.hostname}",
                 fix=f"use a hostname under {', '.join(domains)}",
             )
 
@@ -90,6 +107,7 @@ def tls_listeners_have_certificates(ctx: RuleContext, gateway: gw.Gateway | gw.L
                 "gateway/InvalidCertificateRef",
                 f"{listener.describe()} terminates TLS but names no certificateRefs",
                 field=f"{listener.field}.tls.certificateRefs",
+                subject=f"listener {listener.name}",
                 fix="add tls.certificateRefs naming the Secret with the certificate (cert-manager can create it)",
             )
 

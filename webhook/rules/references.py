@@ -38,6 +38,7 @@ def references_are_granted(
                 f"{ref.describe()} is in another namespace and no ReferenceGrant in {ref.namespace} allows "
                 f"{from_kind} from namespace {from_namespace} to refer to it",
                 field=ref.field,
+                subject=ref.subject,
                 fix=(
                     f"add a ReferenceGrant in namespace {ref.namespace} with from "
                     f"{{group: {gw.GROUP}, kind: {from_kind}, namespace: {from_namespace}}} and to "
