@@ -13,6 +13,8 @@ import yaml
 from webhook.admission import AdmissionRequest, parse_review
 from webhook.decision import Decision
 from webhook.engine import decide
+from webhook.mutation.implementations import implementation_of
+from webhook.mutation.trust import DEFAULT_CONTROLLERS
 from webhook.policy.loader import load_documents
 from webhook.policy.model import PolicySet
 from webhook.state.store import ClusterState
@@ -22,13 +24,32 @@ REVIEWS = REPO / ".." / "shared" / "admission-reviews"
 GROUP = "gateway.networking.k8s.io"
 
 
-def captured(name: str) -> dict[str, Any]:
-    """A captured AdmissionReview (``<name>.mutate.json``), parsed."""
-    return json.loads((REVIEWS / f"{name}.mutate.json").read_text())
+CILIUM_OPERATOR = "system:serviceaccount:kube-system:cilium-operator"
+GITOPS_USER = "system:serviceaccount:kube-system:controller"
 
 
-def review(obj: dict[str, Any], *, operation: str = "CREATE", old: dict[str, Any] | None = None) -> AdmissionRequest:
-    """The mutating AdmissionReview kube-apiserver would send for ``obj``, parsed by the real parser."""
+def captured(name: str, *, writer: str | None = None) -> dict[str, Any]:
+    """A captured AdmissionReview (``<name>.mutate.json``), parsed; with ``writer``, as if that user had sent it
+    (the captures were written by the harness admin, a gateway controller writes its own Service)."""
+    raw = json.loads((REVIEWS / f"{name}.mutate.json").read_text())
+    if writer is not None:
+        raw["request"]["userInfo"] = {**raw["request"]["userInfo"], "username": writer}
+    return raw
+
+
+def controller_of(obj: dict[str, Any]) -> str:
+    """The default identity of the controller whose marks ``obj`` carries, or a GitOps user for anything else."""
+    meta = obj.get("metadata") or {}
+    implementation = implementation_of(meta.get("labels") or {}, meta.get("ownerReferences") or [])
+    controller = DEFAULT_CONTROLLERS.get(implementation or "")
+    return controller.usernames[0] if obj["kind"] == "Service" and controller and controller.known else GITOPS_USER
+
+
+def review(obj: dict[str, Any], *, operation: str = "CREATE", old: dict[str, Any] | None = None,
+           user: str | None = None) -> AdmissionRequest:
+    """The mutating AdmissionReview kube-apiserver would send for ``obj``, parsed by the real parser.
+
+    ``user`` is the writer; by default, for a generated Service, its controller's default identity."""
     kind = obj["kind"]
     group, _, version = obj["apiVersion"].rpartition("/")
     plural = {"Service": "services", "Gateway": "gateways"}[kind]
@@ -44,7 +65,7 @@ def review(obj: dict[str, Any], *, operation: str = "CREATE", old: dict[str, Any
                 "kind": gvk, "resource": gvr, "requestKind": gvk, "requestResource": gvr,
                 "name": obj["metadata"]["name"], "namespace": obj["metadata"]["namespace"],
                 "operation": operation,
-                "userInfo": {"username": "system:serviceaccount:kube-system:controller", "groups": ["system:authenticated"]},
+                "userInfo": {"username": user or controller_of(obj), "groups": ["system:authenticated"]},
                 "object": obj, "oldObject": old, "dryRun": False,
                 "options": {"kind": options, "apiVersion": "meta.k8s.io/v1"},
             },

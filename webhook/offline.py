@@ -17,11 +17,13 @@ import jsonpatch
 from .admission import AdmissionRequest, GroupVersionKind, UserInfo
 from .decision import Decision, Violation
 from .engine import decide
+from .mutation.trust import OFFLINE_USERNAME
 from .policy.model import PolicySet
 from .state.kinds import KINDS_BY_NAME
 from .state.store import ClusterState
 
-OFFLINE_USER = UserInfo(username="routewarden:offline-check", groups=("system:authenticated",))
+# Not a writer: the Service mutation applies its rule for an unknown writer (mutation/trust.py).
+OFFLINE_USER = UserInfo(username=OFFLINE_USERNAME, groups=("system:authenticated",))
 
 
 # Kinds without a namespace; every other kind in a manifest without metadata.namespace

@@ -35,6 +35,7 @@ RULES: Mapping[str, tuple[str, Mode | None]] = {
     "blastradius/RoutesDetached": ("blastRadius", Mode.WARN),
     "blastradius/RefsRevoked": ("blastRadius", Mode.WARN),
     "state/StaleClusterView": ("staleState", Mode.WARN),
+    "services/ImpersonatesGeneratedService": ("services", Mode.WARN),
 }
 
 
