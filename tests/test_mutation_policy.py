@@ -32,7 +32,7 @@ def cilium_service(name: str = "cilium-gateway-echo", namespace: str = "echo", g
 
 def annotations_after(policy_text: str, *objects: dict[str, Any], service: dict[str, Any] | None = None) -> dict[str, str]:
     """The Service's annotations once mutated, without routewarden's record of the hostname it set
-    (test_mutation_hostname_record.py covers that)."""
+    (test_mutation_update_rules.py covers that)."""
     state = state_of(*objects) if objects else state_of(gateway("echo", "echo", class_name="cilium", hostnames=["echo.example.com"]))
     _, stored = mutate(review(service or cilium_service()), policies(policy_text), state)
     annotations = dict(stored["metadata"].get("annotations", {}))
