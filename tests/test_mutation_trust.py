@@ -11,11 +11,15 @@ nothing.
 from __future__ import annotations
 
 import copy
+import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from test_mutation_helpers import gateway, review_document, serving, state_of
+import yaml
+from test_mutation_helpers import REPO, gateway, review_document, serving, state_of
 
 from webhook.certs import CertificateFiles
 from webhook.mutation import plan_service
@@ -237,3 +241,26 @@ def test_without_a_user_a_service_is_recognised_only_where_its_controller_create
         assert plan.annotations[HOSTNAME_RECORD] == f"{HOSTNAME}=shop.example.com"
     else:
         assert plan.finding is not None and "Gateway team-a/shop" in plan.finding.message
+
+
+def test_check_recognises_generated_services_only_where_their_controller_creates_them_and_says_so(tmp_path: Any) -> None:
+    """``routewarden check`` has no request user: the Envoy Gateway Service in envoy-gateway-system is patched with
+    a warning that says why it was recognised; the same Service in a tenant namespace is not, and is reported."""
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "services.yaml").write_text(POLICY)
+    manifests = [SHOP, GENERATED["envoy-gateway"][0], in_namespace(GENERATED["envoy-gateway"][0], "team-b")]
+    (tmp_path / "manifests.yaml").write_text(yaml.safe_dump_all(manifests))
+    proc = subprocess.run([sys.executable, "-m", "webhook", "check", "--policies", str(tmp_path / "policies"),
+                           str(tmp_path / "manifests.yaml"), "-o", "json"],
+                          cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = {f"{r['kind']}/{r['namespace']}": r for r in json.loads(proc.stdout)["results"]}
+    generated, look_alike = results["Service/envoy-gateway-system"], results["Service/team-b"]
+    (patch,) = generated["patch"]
+    assert patch["path"] == "/metadata/annotations" and patch["value"][HOSTNAME] == "shop.example.com"
+    assert any("without a request user, recognised as envoy-gateway's Service because it is in namespace "
+               "envoy-gateway-system" in w for w in generated["warnings"])
+    assert look_alike["patch"] == [] and look_alike["result"] == "warn"
+    (warning,) = look_alike["warnings"]
+    assert "ImpersonatesGeneratedService" in warning and "Gateway team-a/shop" in warning
+    assert "not in namespace team-b" in warning
