@@ -243,18 +243,34 @@ def test_without_a_user_a_service_is_recognised_only_where_its_controller_create
         assert plan.finding is not None and "Gateway team-a/shop" in plan.finding.message
 
 
-def test_check_recognises_generated_services_only_where_their_controller_creates_them_and_says_so(tmp_path: Any) -> None:
-    """``routewarden check`` has no request user: the Envoy Gateway Service in envoy-gateway-system is patched with
-    a warning that says why it was recognised; the same Service in a tenant namespace is not, and is reported."""
+def check(tmp_path: Any, *manifests: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``routewarden check -o json`` of the manifests with POLICY: the results by kind and namespace."""
     (tmp_path / "policies").mkdir()
     (tmp_path / "policies" / "services.yaml").write_text(POLICY)
-    manifests = [SHOP, GENERATED["envoy-gateway"][0], in_namespace(GENERATED["envoy-gateway"][0], "team-b")]
     (tmp_path / "manifests.yaml").write_text(yaml.safe_dump_all(manifests))
     proc = subprocess.run([sys.executable, "-m", "webhook", "check", "--policies", str(tmp_path / "policies"),
                            str(tmp_path / "manifests.yaml"), "-o", "json"],
                           cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    results = {f"{r['kind']}/{r['namespace']}": r for r in json.loads(proc.stdout)["results"]}
+    return {f"{r['kind']}/{r['namespace']}": r for r in json.loads(proc.stdout)["results"]}
+
+
+def test_check_reports_two_services_given_values_for_one_gateway(tmp_path: Any) -> None:
+    """Offline, Envoy Gateway's Service in its namespace and one in the Gateway's namespace (both places it uses)
+    both name team-a/shop: the writer is unknown, so both are reported, naming each other."""
+    results = check(tmp_path, SHOP, GENERATED["envoy-gateway"][0], GENERATED["envoy-gateway-namespace-mode"][0])
+    for where in ("Service/envoy-gateway-system", "Service/team-a"):
+        notes = [w for w in results[where]["warnings"] if "all resolve to Gateway team-a/shop" in w]
+        assert notes == [("Services envoy-gateway-system/envoy-team-a-shop-1a2b3c4d, team-a/shop all resolve to "
+                         "Gateway team-a/shop: without a request user routewarden cannot tell which one its controller "
+                         "wrote, so each gets the Gateway's values here; at admission only the controller's own write "
+                         "gets them")], results[where]["warnings"]
+
+
+def test_check_recognises_generated_services_only_where_their_controller_creates_them_and_says_so(tmp_path: Any) -> None:
+    """``routewarden check`` has no request user: the Envoy Gateway Service in envoy-gateway-system is patched with
+    a warning that says why it was recognised; the same Service in a tenant namespace is not, and is reported."""
+    results = check(tmp_path, SHOP, GENERATED["envoy-gateway"][0], in_namespace(GENERATED["envoy-gateway"][0], "team-b"))
     generated, look_alike = results["Service/envoy-gateway-system"], results["Service/team-b"]
     (patch,) = generated["patch"]
     assert patch["path"] == "/metadata/annotations" and patch["value"][HOSTNAME] == "shop.example.com"
