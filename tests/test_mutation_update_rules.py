@@ -141,3 +141,13 @@ async def test_nothing_is_taken_back_on_a_guess(webhook: Any, why: str) -> None:
         webhook.runtime.state.apply("Gateway", NAMELESS)
     response, after = await update(webhook, copy.deepcopy(stored), stored, user=user)
     assert "patch" not in response and after == stored
+
+
+async def test_a_hostname_a_policy_now_sets_statically_is_kept(webhook: Any) -> None:
+    """The policy drops externalDNS and sets the same name as a plain annotation: it is not taken back."""
+    stored = await annotated(webhook)
+    webhook.load(POLICY.replace("externalDNS: {sources: [listeners]}", f"annotations: {{{HOSTNAME}: shop.example.com}}"),
+                 NAMED)
+    _, after = await update(webhook, copy.deepcopy(stored), stored)
+    assert after["metadata"]["annotations"][HOSTNAME] == "shop.example.com"
+    assert HOSTNAME_RECORD not in after["metadata"]["annotations"]

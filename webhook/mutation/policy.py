@@ -10,6 +10,10 @@ entry is enough). That differs on purpose from TenancyPolicy's ``match`` (any
 criterion): a policy that writes cloud load balancer settings must be narrowable, and
 with "any" every criterion added would widen it.
 
+``spec.controllers`` says who each gateway controller is and where it puts its
+Services, for the Gateways the policy matches (``trust.py``): only the controller's own
+writes get the ``service`` settings.
+
 Several matching policies are applied in order of ``spec.priority`` (lowest first,
 default 0), then of ``metadata.name``; a later policy wins for every setting it gives.
 Within one policy the annotations are layered: profiles, then the Gateway's

@@ -243,14 +243,14 @@ class _Values:
             value = ",".join(names)
             self.set[config.hostname_key] = value
             self.set[HOSTNAME_RECORD] = f"{config.hostname_key}={value}"
-            if recorded_key and recorded_key != config.hostname_key and self.current.get(recorded_key) == recorded:
+            if self._ours(recorded_key, recorded):
                 self.remove.add(recorded_key)  # the policy moved to another prefix: the old key was ours
             return
         source = f"Gateway {gateway.namespace}/{gateway.name} has no hostname to publish" + (
             f" ({', '.join(config.sources)})" if config is not None else " (no policy computes one)")
         if HOSTNAME_RECORD in self.current:
             self.remove.add(HOSTNAME_RECORD)
-            if recorded_key and self.current.get(recorded_key) == recorded:
+            if self._ours(recorded_key, recorded):
                 self.remove.add(recorded_key)
                 self.warnings.append(f"{self.where}: removed {recorded_key}={recorded!r}, which routewarden had set: {source}")
             elif recorded_key in self.current:
@@ -258,6 +258,10 @@ class _Values:
                                      "so it is left as it is")
         elif config is not None:
             self.warnings.append(f"{self.where}: {source}; {config.hostname_key} left as it is")
+
+    def _ours(self, key: str, recorded: str) -> bool:
+        """Whether ``key`` still holds the value routewarden recorded, and no policy sets it now."""
+        return bool(key) and key not in self.set and self.current.get(key) == recorded
 
     def load_balancer_class(self, desired: DesiredService, current: str | None, stored: str | None) -> str | None:
         """The class to set, if any (see the module docstring)."""
