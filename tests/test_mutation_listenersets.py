@@ -113,3 +113,4 @@ async def test_through_mutate_the_generated_service_publishes_the_sets_hostname(
                      shared({"from": "All"}), namespace("team-a"), TEAM_A_SET)
         _, stored = await webhook.mutate(review_document(CILIUM_SERVICE))
     assert stored["metadata"]["annotations"][HOSTNAME] == "*.team-a.example.com,www.example.com"
+

@@ -25,15 +25,16 @@ from typing import Any
 import pytest
 import yaml
 from e2e_support import (
+    HOST,
     Cluster,
     api_client_fixture,  # noqa: F401 - provides the api_client fixture
     eventually,
     grant_services,
     impersonating,
+    routewarden,
 )
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
-from test_webhook_e2e import HOST, routewarden
 
 from webhook.certs import CertificateFiles, write_certificates
 

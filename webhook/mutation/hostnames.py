@@ -17,9 +17,9 @@ Sources, unioned:
 
 A ListenerSet's listeners are the Gateway's listeners (GEP-1713): the listeners of every
 ListenerSet the Gateway accepts (``spec.allowedListeners``; a set in a namespace whose
-labels the view does not hold is left out, never guessed) count for ``listeners``, and
-routes attached through such a set (parentRef kind ListenerSet, judged against the set's
-listeners) count for ``routes``. A route whose parentRef is the Gateway itself attaches
+labels the view does not hold is left out, never guessed), but not those Conflicted in
+the merged list, count for ``listeners``, and routes attached through such a set
+(parentRef kind ListenerSet, judged against the set's listeners) count for ``routes``. A route whose parentRef is the Gateway itself attaches
 to the Gateway's own listeners only.
 
 The result is deduplicated, lower-cased and sorted, so it only changes when the set
@@ -36,20 +36,17 @@ from .policy import ExternalDNS
 
 
 def accepted_listenersets(gateway: gw.Gateway, state: ClusterState) -> dict[tuple[str, str], tuple[gw.Listener, ...]]:
-    """``{(namespace, name): listeners}`` of the ListenerSets the Gateway accepts."""
-    accepted = {}
-    for obj in state.listenersets_of(gateway.namespace, gateway.name):
-        try:
-            meta = gw.Meta.from_object(obj)
-            listeners = gw.listenerset_listeners(obj)
-        except gw.MalformedObject:
-            continue  # the API would not serve it; its listeners are nobody's
-        admitted = gw.gateway_admits_listenerset(
-            gateway, namespace=meta.namespace, namespace_labels=state.namespace_labels(meta.namespace)
-        )
-        if admitted is True:
-            accepted[(meta.namespace, meta.name)] = listeners
-    return accepted
+    """``{(namespace, name): listeners}`` of the ListenerSets the Gateway accepts for certain,
+    without their Conflicted listeners (GEP-1713's merged list: the controller serves none of them)."""
+    merged = state.derived(  # the same value the ListenerSet rules keep for this view
+        ("merged-listeners", gateway.key),
+        lambda: gw.merge_with(gateway, state.listenersets_for(*gateway.key), labels=state.namespace_labels),
+    )
+    return {
+        (s.namespace, s.name): merged.usable("ListenerSet", s.namespace, s.name)
+        for s in state.listenersets_for(*gateway.key)
+        if any(e.owner.accepted for e in merged.of("ListenerSet", s.namespace, s.name))
+    }
 
 
 def listener_hostnames(gateway: gw.Gateway, listener_sets: dict[tuple[str, str], tuple[gw.Listener, ...]]) -> Iterator[str]:
@@ -76,13 +73,11 @@ def route_hostnames(
         for ref in route.parent_refs:
             if ref.is_gateway and ref.gateway_key == gateway.key:
                 yield from _served(route, ref, gateway.listeners, owner_namespace=gateway.namespace, state=state)
-    if not listener_sets:
-        return
-    for route in state.routes():  # the view indexes routes by Gateway parent only; sets are rare
-        for ref in route.parent_refs:
-            if ref.is_listenerset and (ref.namespace, ref.name) in listener_sets:
-                yield from _served(route, ref, listener_sets[(ref.namespace, ref.name)],
-                                   owner_namespace=ref.namespace, state=state)
+    for key, listeners in listener_sets.items():
+        for route in state.routes_attached_to_listenerset(*key):
+            for ref in route.parent_refs:
+                if ref.is_listenerset and (ref.namespace, ref.name) == key:
+                    yield from _served(route, ref, listeners, owner_namespace=key[0], state=state)
 
 
 def template_hostname(gateway: gw.Gateway, template: str) -> str:
