@@ -244,11 +244,16 @@ CASES = [
     case("gateway-tls-httproute", "A TLS listener allowing only HTTPRoute serves nothing; the Gateway's other listener "
          "does: a warning.", gateway("infra", "kinds", listener("http", 80, "HTTP"), TLS_HTTPROUTE_ONLY),
          policy="", warned=("listeners/InvalidRouteKinds",), says=("TLS serves TCPRoute, TLSRoute",)),
-    case("gateway-no-kind", "A Gateway whose only listener allows a kind that does not exist serves no route.",
+    case("gateway-no-kind", "A Gateway whose only listener allows a kind that does not exist serves no route, but the "
+         "controller accepts it (ResolvedRefs=False): a warning.",
          gateway("infra", "kinds", listener("http", 80, "HTTP", allowedRoutes={"kinds": [{"kind": "InvalidRoute"}]})),
-         policy="", denied=("listeners/ListenersNotValid",), says=("InvalidRoute (not a route kind)",)),
-    case("set-tls-httproute", "A set whose only listener is TLS allowing HTTPRoute: nothing to serve.",
-         listener_set("team", "tls", TLS_HTTPROUTE_ONLY), policy="", denied=("listeners/ListenersNotValid",)),
+         policy="", warned=("listeners/ListenersNotValid",), says=("InvalidRoute (not a route kind)",)),
+    case("set-tls-httproute", "A set whose only listener is TLS allowing HTTPRoute: nothing to serve, but accepted: a "
+         "warning.", listener_set("team", "tls", TLS_HTTPROUTE_ONLY), policy="",
+         warned=("listeners/ListenersNotValid",)),
+    case("set-tls-httproute-enforced", "The policy names ListenersNotValid in spec.rules: a set that serves no route "
+         "is refused.", listener_set("team", "tls", TLS_HTTPROUTE_ONLY),
+         policy="\n  rules: {listeners/ListenersNotValid: enforce}\n", denied=("listeners/ListenersNotValid",)),
     case("mixed-kinds", "Valid and invalid kinds on one listener: still serves the valid ones, a warning.",
          listener_set("team", "mixed", listener("web", 8080, "HTTP", "m.example.com", allowedRoutes={
              "kinds": [{"kind": "InvalidRoute"}, {"kind": "HTTPRoute"}]})), policy="",

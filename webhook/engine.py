@@ -170,7 +170,8 @@ def _stale(policy: TenancyPolicy, state: ClusterState, now: float | None) -> str
     if policy.stale_max_age is not None:
         age = state.view_age(now)
         if age > policy.stale_max_age:
-            return f"the cluster view is {age:.0f}s old (limit {policy.stale_max_age:.0f}s)"
+            return (f"the cluster view is stale (not confirmed by the API server for {age:.0f}s, "
+                    f"limit {policy.stale_max_age:.0f}s)")
     return None
 
 

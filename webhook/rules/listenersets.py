@@ -14,7 +14,10 @@ For a ListenerSet on a governed Gateway:
   ``listeners/ListenersNotValid`` when no listener of the set would be served.
 
 Findings that touch some listeners of a set (or Gateway) warn: the rest of it is served.
-A finding that leaves it with no listener to serve is ``ListenersNotValid`` and denies.
+A finding that leaves it with no listener to serve is ``ListenersNotValid``: it denies
+when every listener is Conflicted (the controller refuses the set), and warns when route
+kinds leave the listeners serving nothing (the controller accepts the set, with
+``ResolvedRefs=False`` on the listeners), unless the policy names the rule.
 What is only possible (an unknown creation order, an implementation's choice) always
 only warns. On UPDATE, a finding the object already had is a warning.
 
@@ -175,12 +178,16 @@ def _judge_listeners(ctx: RuleContext, owner: Owner, states: tuple[gw.ListenerSt
         conflicted = all(s.conflicted for s in states)
         what = (f"Gateway {owner.parent[0]}/{owner.parent[1]} would not accept it"
                 if conflicted and isinstance(owner, gw.ListenerSet) and owner.parent else "it serves no route")
-        out = [(ctx.violation(
+        not_valid = ctx.violation(
             "listeners/ListenersNotValid",
             f"no listener of {owner.describe()} would be served, so {what} (ListenersNotValid): {reasons}",
             field="spec.listeners", reason="ListenersNotValid",
             fix="fix the listeners named here; a ListenerSet needs at least one listener that is not Conflicted",
-        ), "")]
+        )
+        # Only Conflicted listeners are refused by the controller (Accepted=False); a listener
+        # with invalid route kinds is accepted and serves nothing (ResolvedRefs=False), so
+        # leaving every listener in that state warns unless the policy names the rule.
+        out = [(not_valid if conflicted else _at_most_warn(ctx, not_valid), "")]
         return out + [(_at_most_warn(ctx, v, unsure=True), name) for v, name, certain in findings if not certain]
     return [(_at_most_warn(ctx, v, unsure=not certain), name) for v, name, certain in findings]
 

@@ -341,8 +341,11 @@ class ClusterState:
     def view_age(self, now: float | None = None) -> float:
         """Seconds since the least recently confirmed watched kind was last known current.
 
-        The informer confirms a kind on every list, event and bookmark (bookmarks arrive
-        about once a minute on a quiet watch). An offline view is never stale.
+        The informer confirms a kind on every list, event and bookmark, and whenever the
+        apiserver resumes its watch, which it asks for at least once per confirmation
+        interval (see :mod:`webhook.freshness`). So a healthy kind stays younger than that
+        however quiet it is, and the view ages only while the apiserver does not answer.
+        Kinds that cannot be listed are left out. An offline view is never stale.
         """
         if self.offline or not self._expected:
             return 0.0
