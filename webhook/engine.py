@@ -7,7 +7,9 @@ exempt the requester), collects *all* violations, and folds them into a Decision
 Decisions worth knowing:
 
 * Kinds without rules, sub-resources and operations no rule reads (route DELETEs, see
-  :data:`VALIDATED_OPERATIONS`) are allowed untouched.
+  :data:`VALIDATED_OPERATIONS`) are allowed untouched. The one core kind judged is a
+  Service that carries a gateway controller's marks
+  (``services/ImpersonatesGeneratedService``).
 * On UPDATE only what changes is judged (ratcheting, as Kubernetes does for CRD
   validation, KEP-4008): a finding the object already had before the UPDATE (same rule,
   same subject: see :attr:`Violation.identity`) only warns, and an UPDATE that changes
@@ -37,7 +39,7 @@ from . import gatewayapi as gw
 from .admission import AdmissionRequest
 from .decision import Decision, Mode, Violation, allowed, from_violations, invalid
 from .policy.model import PolicySet, TenancyPolicy
-from .rules import attachment, blastradius, gateways, hostnames, listenersets, references
+from .rules import attachment, blastradius, gateways, hostnames, listenersets, references, services
 from .rules.context import RuleContext
 from .state.store import ClusterState
 
@@ -86,6 +88,9 @@ def decide(
     """Answer one admission request. ``webhook`` is ``validate`` or ``mutate``."""
     if webhook == "mutate":
         return mutate(request, policies, state)
+    if not request.sub_resource and (request.kind.group, request.kind.kind) == ("", "Service"):
+        findings = list(services.generated_service_is_from_its_controller(request, policies, state))
+        return _fold(findings, policies, state, now=now)
     if (
         request.sub_resource
         or request.kind.group != gw.GROUP
@@ -323,15 +328,19 @@ def mutate(request: AdmissionRequest, policies: PolicySet, state: ClusterState) 
         return allowed()
     original: dict[str, Any] = request.object
     warnings: list[str] = []
+    findings: list[Violation] = []  # a mutator's findings never deny: they are recorded and warned
     try:
         changed = copy.deepcopy(original)
         for mutator in mutators:
-            warnings.extend(mutator(changed, request=request, policies=policies, state=state))
+            for said in mutator(changed, request=request, policies=policies, state=state):
+                (findings if isinstance(said, Violation) else warnings).append(said)
         patch = tuple(jsonpatch.make_patch(*_without_unchanged(original, changed)).patch)
     except gw.MalformedObject as exc:
         return allowed(warnings=(f"routewarden did not mutate this {request.kind.kind}: {exc}",))
     except RecursionError:  # JSON nested deeper than Python's stack (the apiserver's decoder allows it)
         return allowed(warnings=(f"routewarden did not mutate this {request.kind.kind}: it is nested too deeply",))
+    if findings:
+        return from_violations([_with_mode(f, Mode.WARN) for f in findings], warnings=tuple(warnings), patch=patch)
     return allowed(warnings=tuple(warnings), patch=patch)
 
 

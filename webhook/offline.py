@@ -8,8 +8,9 @@ object, exactly as kube-apiserver orders them.
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import jsonpatch
@@ -17,11 +18,15 @@ import jsonpatch
 from .admission import AdmissionRequest, GroupVersionKind, UserInfo
 from .decision import Decision, Violation
 from .engine import decide
+from .gatewayapi import MalformedObject
+from .mutation import describe_service
+from .mutation.trust import OFFLINE_USERNAME
 from .policy.model import PolicySet
 from .state.kinds import KINDS_BY_NAME
 from .state.store import ClusterState
 
-OFFLINE_USER = UserInfo(username="routewarden:offline-check", groups=("system:authenticated",))
+# Not a writer: the Service mutation applies its rule for an unknown writer (mutation/trust.py).
+OFFLINE_USER = UserInfo(username=OFFLINE_USERNAME, groups=("system:authenticated",))
 
 
 # Kinds without a namespace; every other kind in a manifest without metadata.namespace
@@ -161,4 +166,30 @@ def evaluate_all(
     for obj, source, line in objects:
         validation, mutation = evaluate(obj, policies, state)
         results.append(ObjectResult(obj, validation, mutation, source=source, line=line))
-    return results
+    return one_service_per_gateway(results, state)
+
+
+def one_service_per_gateway(results: list[ObjectResult], state: ClusterState) -> list[ObjectResult]:
+    """Report generated Services given values for the same Gateway. At admission only the
+    controller's own write gets them; offline the writer is unknown, so each is warned."""
+    given: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for i, result in enumerate(results):
+        if result.object.get("kind") != "Service" or not result.patch:
+            continue
+        try:
+            _, gateway, _ = describe_service(result.object, state)
+        except MalformedObject:
+            continue
+        if gateway is not None:
+            given[gateway].append(i)
+    out = list(results)
+    for gateway, indexes in given.items():
+        if len(indexes) < 2:
+            continue
+        names = ", ".join(results[i].ref.removeprefix("Service/") for i in indexes)
+        note = (f"Services {names} all resolve to Gateway {'/'.join(gateway)}: without a request user routewarden "
+                "cannot tell which one its controller wrote, so each gets the Gateway's values here; at admission "
+                "only the controller's own write gets them")
+        for i in indexes:
+            out[i] = replace(out[i], mutation=replace(out[i].mutation, warnings=(*out[i].mutation.warnings, note)))
+    return out

@@ -208,3 +208,21 @@ def validating_webhook(name: str, run: str, port: int, certs: CertificateFiles, 
             "failurePolicy": "Fail", "timeoutSeconds": 5,
         }],
     }
+
+
+def impersonating(client: Any, username: str) -> Any:
+    """A CoreV1Api acting as ``username`` (``Impersonate-User``, as ``kubectl --as``; the harness admin may)."""
+    return k8s.CoreV1Api(k8s.ApiClient(client.configuration, header_name="Impersonate-User", header_value=username))
+
+
+async def grant_services(client: Any, namespace: str, subject: dict[str, str]) -> None:
+    """Let ``subject`` (an RBAC subject) create and read Services in ``namespace``."""
+    rbac = k8s.RbacAuthorizationV1Api(client)
+    name = f"services-{subject['name'].replace(':', '-')}"[:63]
+    await asyncio.to_thread(rbac.create_namespaced_role, namespace, {
+        "metadata": {"name": name},
+        "rules": [{"apiGroups": [""], "resources": ["services"], "verbs": ["create", "get", "update", "patch"]}]})
+    await asyncio.to_thread(rbac.create_namespaced_role_binding, namespace, {
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [subject]})

@@ -30,6 +30,8 @@ from e2e_support import (
     denial,
     eventually,
     first_refusal,
+    grant_services,
+    impersonating,
     routewarden,
     validating_webhook,
 )
@@ -166,9 +168,13 @@ async def test_the_api_server_refuses_bad_routes_with_gateway_api_reasons(api_cl
                     "gateway.networking.k8s.io/gateway-name": "shared", "io.cilium.gateway/owning-gateway": "shared"}},
                 "spec": {"type": "LoadBalancer", "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]},
             }
+            # Written as Cilium's operator writes it: routewarden annotates only the controller's own Services.
+            await grant_services(api_client, infra, {"kind": "ServiceAccount", "name": "cilium-operator",
+                                                     "namespace": "kube-system"})
+            operator = impersonating(api_client, "system:serviceaccount:kube-system:cilium-operator")
             annotated: dict[str, Any] = {}
             for _ in range(30):  # until the API server has loaded the new configuration
-                created_service = await asyncio.to_thread(cluster.core.create_namespaced_service, infra, service,
+                created_service = await asyncio.to_thread(operator.create_namespaced_service, infra, service,
                                                           dry_run="All")
                 annotated = created_service.metadata.annotations or {}
                 if annotated:

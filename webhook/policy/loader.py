@@ -115,6 +115,14 @@ def read_documents(path: Path, text: str | None = None) -> tuple[list[tuple[int,
         return [], [PolicyError(name, f"cannot read: {exc}")]
 
 
+def _schema_message(error: Any) -> str:
+    """jsonschema's message; a pattern mismatch also says what the pattern stands for."""
+    description = error.schema.get("description") if isinstance(error.schema, dict) else None
+    if error.validator == "pattern" and description:
+        return f"{error.instance!r} is not {description}"
+    return error.message
+
+
 def check_document(doc: Any, *, file: str, index: int) -> list[PolicyError]:
     """Schema and semantic errors of one document."""
     if not isinstance(doc, dict):
@@ -125,7 +133,7 @@ def check_document(doc: Any, *, file: str, index: int) -> list[PolicyError]:
     if not isinstance(kind, str) or kind not in SCHEMAS:  # a list or mapping is unhashable
         return [PolicyError(file, f"unknown kind {kind!r}; expected one of {sorted(SCHEMAS)}", index, "kind")]
     errors = [
-        PolicyError(file, e.message, index, _field_path(e.absolute_path) or "<document>")
+        PolicyError(file, _schema_message(e), index, _field_path(e.absolute_path) or "<document>")
         for e in sorted(validator(kind).iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
     ]
     if errors or kind != "TenancyPolicy":
