@@ -18,7 +18,7 @@ from .admission import AdmissionRequest, GroupVersionKind, UserInfo
 from .decision import Decision, Violation
 from .engine import decide
 from .policy.model import PolicySet
-from .state.kinds import KINDS_BY_NAME
+from .state.kinds import watched_kind_of
 from .state.store import ClusterState
 
 OFFLINE_USER = UserInfo(username="routewarden:offline-check", groups=("system:authenticated",))
@@ -140,9 +140,10 @@ def store_mutated(objects: Iterable[Mapping[str, Any]], policies: PolicySet, sta
     would deny what the cluster will admit.
     """
     for obj in objects:
-        kind = obj.get("kind")
-        if not isinstance(kind, str) or kind not in KINDS_BY_NAME:
+        watched = watched_kind_of(obj)
+        if watched is None:
             continue
+        kind = watched.kind
         meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
         stored = state.get(kind, str(meta.get("namespace") or ""), str(meta.get("name") or "")) or obj
         mutation = decide(synthesize_request(stored), policies, state, webhook="mutate")

@@ -20,14 +20,18 @@ from typing import Any, Literal
 from . import gatewayapi as gw
 from .decision import Mode
 from .offline import ObjectResult
+from .state.kinds import WATCHED_KINDS
 
 CHECK_SCHEMA_VERSION = 1
 Verdict = Literal["allow", "warn", "deny"]
 
 # Kinds the engine has rules for: validated Gateway API kinds and the mutated Service.
 GOVERNED_KINDS: frozenset[tuple[str, str]] = frozenset(
-    {(gw.GROUP, k) for k in gw.ROUTE_KINDS | {"Gateway", "ReferenceGrant"}} | {("", "Service")}
+    {(gw.GROUP, k) for k in gw.ROUTE_KINDS | {"Gateway", "ListenerSet", "ReferenceGrant"}} | {("", "Service")}
 )
+
+
+GATEWAY_API_KINDS = frozenset(k.kind for k in WATCHED_KINDS if k.group == gw.GROUP)
 
 
 def group_of(obj: Mapping[str, Any]) -> str:
@@ -38,6 +42,12 @@ def governed(result: ObjectResult) -> bool:
     """Whether the engine has anything to say about this object's kind (or said something)."""
     kind = (group_of(result.object), str(result.object.get("kind") or ""))
     return kind in GOVERNED_KINDS or bool(result.violations or result.warnings or result.patch)
+
+
+def lookalike(obj: Mapping[str, Any]) -> bool:
+    """An object of another API group named like a Gateway API kind (an Istio Gateway)."""
+    kind = obj.get("kind")
+    return (isinstance(kind, str) and kind in GATEWAY_API_KINDS and group_of(obj) != gw.GROUP)
 
 
 def verdict(result: ObjectResult) -> Verdict:
@@ -145,6 +155,9 @@ def check_text(results: Sequence[ObjectResult], *, warnings_as_errors: bool = Fa
     for result in results:
         if governed(result):
             lines.extend(result_text(result))
+        elif lookalike(result.object):
+            lines.append(f"{where(result)}: {describe(result.object)} ({result.object.get('apiVersion', '')}): "
+                         "not governed: not a Gateway API object")
     s = summary(results, warnings_as_errors=warnings_as_errors)
     lines.append(
         f"{s['objects']} object(s): {s['allowed']} allowed, {s['warned']} with warnings, {s['denied']} denied, "

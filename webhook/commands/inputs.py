@@ -20,7 +20,7 @@ from typing import Any
 from ..offline import with_namespace
 from ..policy.loader import PolicyLoadError, load_paths
 from ..policy.model import PolicySet
-from ..state.kinds import KINDS_BY_NAME, WATCHED_KINDS
+from ..state.kinds import WATCHED_KINDS, watched_kind_of
 from ..state.manifests import Manifest, ManifestError, load_manifests
 from ..state.store import ClusterState
 
@@ -93,9 +93,10 @@ def overlay(state: ClusterState, objects: Sequence[dict[str, Any]]) -> None:
     does not change it.
     """
     for obj in objects:
-        kind = obj.get("kind")
-        if not isinstance(kind, str) or kind not in KINDS_BY_NAME:
+        watched = watched_kind_of(obj)
+        if watched is None:
             continue
+        kind = watched.kind
         meta = obj.get("metadata") or {}
         live = state.get(kind, meta.get("namespace") or "", meta.get("name") or "")
         live_meta = (live or {}).get("metadata") or {}

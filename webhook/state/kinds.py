@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 
@@ -40,3 +42,28 @@ WATCHED_KINDS: tuple[WatchedKind, ...] = (
 )
 
 KINDS_BY_NAME = {k.kind: k for k in WATCHED_KINDS}
+
+
+def group_of(obj: Mapping[str, Any]) -> str | None:
+    """The API group an object's ``apiVersion`` names (``""`` for core), None without one."""
+    api_version = obj.get("apiVersion")
+    if not isinstance(api_version, str):
+        return None
+    return api_version.rpartition("/")[0]
+
+
+def watched_kind_of(obj: Mapping[str, Any]) -> WatchedKind | None:
+    """The kind the cluster view holds ``obj`` as, or None when it holds no such object.
+
+    The view is keyed by kind *within its API group*: an Istio ``networking.istio.io``
+    Gateway or a Linkerd ``policy.linkerd.io`` HTTPRoute shares a kind name with a
+    Gateway API kind but is another object, never governed and never in the view. An
+    object without ``apiVersion`` (as list items and tests may give it) is taken to be
+    of the watched kind's group.
+    """
+    kind = obj.get("kind")
+    watched = KINDS_BY_NAME.get(kind) if isinstance(kind, str) else None
+    if watched is None:
+        return None
+    group = group_of(obj)
+    return watched if group is None or group == watched.group else None

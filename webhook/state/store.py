@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .. import gatewayapi as gw
-from .kinds import KINDS_BY_NAME, ROUTE_KINDS
+from .kinds import KINDS_BY_NAME, ROUTE_KINDS, group_of, watched_kind_of
 
 log = logging.getLogger("routewarden.state")
 
@@ -84,7 +84,15 @@ class ClusterState:
 
     # ------------------------------------------------------------------ writers
     def apply(self, kind: str, obj: dict[str, Any]) -> None:
-        """Insert or replace one object (a watch ADDED/MODIFIED event)."""
+        """Insert or replace one object (a watch ADDED/MODIFIED event).
+
+        An object whose ``apiVersion`` names another API group than ``kind``'s (an Istio
+        ``networking.istio.io`` Gateway) is another object: it never replaces one here.
+        """
+        watched = KINDS_BY_NAME.get(kind)
+        group = group_of(obj)
+        if watched is not None and group is not None and group != watched.group:
+            return
         key = _key(obj)
         self._unindex(kind, key)
         stored = slim(obj)
@@ -327,9 +335,9 @@ class ClusterState:
         state = cls()
         state.offline = True
         for obj in objects:
-            kind = obj.get("kind")
-            if isinstance(kind, str) and kind in KINDS_BY_NAME:
-                state.apply(kind, obj)
+            watched = watched_kind_of(obj)
+            if watched is not None:
+                state.apply(watched.kind, obj)
         for kind in KINDS_BY_NAME:
             state.mark_synced(kind)
         return state
