@@ -15,7 +15,7 @@ from typing import Any
 import jsonpatch
 
 from .admission import AdmissionRequest, GroupVersionKind, UserInfo
-from .decision import Decision, Violation
+from .decision import Decision, Violation, allowed
 from .engine import decide
 from .policy.model import PolicySet
 from .state.kinds import watched_kind_of
@@ -87,6 +87,13 @@ class ObjectResult:
     source: str = ""
     line: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # Against a baseline: "added", "modified" (judged as an UPDATE of the baseline's
+    # object) or "unchanged" (not judged); "" without a baseline.
+    change: str = ""
+
+    @property
+    def judged(self) -> bool:
+        return self.change != "unchanged"
 
     @property
     def allowed(self) -> bool:
@@ -151,15 +158,67 @@ def store_mutated(objects: Iterable[Mapping[str, Any]], policies: PolicySet, sta
             state.apply(kind, jsonpatch.apply_patch(dict(stored), list(mutation.patch)))
 
 
+Identity = tuple[str, str, str, str]  # (API group, kind, namespace, name)
+
+
+def identity(obj: Mapping[str, Any]) -> Identity:
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
+    return (gvk_of(obj).group, str(obj.get("kind") or ""), str(meta.get("namespace") or ""),
+            str(meta.get("name") or ""))
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """What exists before a change (the target branch, or a rendered directory).
+
+    The change's objects are judged against it: one it does not hold is *added*, newer
+    than everything it holds (manifests carry no creation time, so this is the only
+    order offline); one it holds in another form is *modified*, judged as the UPDATE
+    of the baseline's object; one it holds unchanged is not judged at all.
+    """
+
+    objects: Mapping[Identity, Mapping[str, Any]]
+
+    @classmethod
+    def of(cls, objects: Iterable[Mapping[str, Any]]) -> Baseline:
+        return cls({identity(obj): obj for obj in objects})
+
+    def change(self, obj: Mapping[str, Any]) -> tuple[str, Mapping[str, Any] | None]:
+        old = self.objects.get(identity(obj))
+        if old is None:
+            return "added", None
+        return ("unchanged" if old == obj else "modified"), old
+
+
+def mark_added(state: ClusterState, objects: Iterable[Mapping[str, Any]]) -> None:
+    """Tell ``state`` which objects are new: they claim hostnames after everything else."""
+    for obj in objects:
+        _, kind, namespace, name = identity(obj)
+        if watched_kind_of(obj) is not None:
+            state.added.add((kind, namespace, name))
+
+
 def evaluate_all(
-    objects: Iterable[tuple[Mapping[str, Any], str, int | None]], policies: PolicySet, state: ClusterState
+    objects: Iterable[tuple[Mapping[str, Any], str, int | None]],
+    policies: PolicySet,
+    state: ClusterState,
+    *,
+    baseline: Baseline | None = None,
 ) -> list[ObjectResult]:
-    """Evaluate (object, source file, line) triples as CREATEs against ``state``, which
-    first takes the mutated form of every object (:func:`store_mutated`)."""
+    """Evaluate (object, source file, line) triples against ``state``, which first takes
+    the mutated form of every object (:func:`store_mutated`): each as a CREATE, or, with
+    a ``baseline``, only what the change adds (CREATE) or modifies (UPDATE)."""
     objects = list(objects)
+    if baseline is not None:
+        mark_added(state, (obj for obj, _, _ in objects if baseline.change(obj)[0] == "added"))
     store_mutated((obj for obj, _, _ in objects), policies, state)
     results = []
     for obj, source, line in objects:
-        validation, mutation = evaluate(obj, policies, state)
-        results.append(ObjectResult(obj, validation, mutation, source=source, line=line))
+        change, old = baseline.change(obj) if baseline is not None else ("", None)
+        if change == "unchanged":
+            results.append(ObjectResult(obj, allowed(), allowed(), source=source, line=line, change=change))
+            continue
+        operation = "UPDATE" if old is not None else "CREATE"
+        validation, mutation = evaluate(obj, policies, state, operation=operation, old=old)
+        results.append(ObjectResult(obj, validation, mutation, source=source, line=line, change=change))
     return results

@@ -36,7 +36,7 @@ import jsonpatch
 import yaml
 
 from .admission import UserInfo
-from .offline import OFFLINE_USER, ObjectResult, evaluate, store_mutated, with_namespace
+from .offline import OFFLINE_USER, ObjectResult, evaluate, mark_added, store_mutated, with_namespace
 from .policy.loader import load_paths
 from .state.manifests import load_manifests
 from .state.store import ClusterState
@@ -184,6 +184,7 @@ def run_test(case: TestCase) -> Iterator[Outcome]:
     cluster = load_objects(case.cluster)
     resources = load_objects(case.resources)
     state = ClusterState.from_objects(cluster + resources)
+    mark_added(state, resources)  # what a test evaluates is newer than its cluster
     store_mutated(resources, policies, state)
     actual: dict[tuple[str, str], ObjectResult] = {}
     for obj in resources:

@@ -78,6 +78,7 @@ def result_to_dict(result: ObjectResult) -> dict[str, Any]:
         "violations": [v.to_dict() for v in result.violations],
         "warnings": list(result.warnings),
         "patch": list(result.patch),
+        "change": result.change or None,
     }
     if result.validation.code != 200 and not result.violations:
         out["error"] = {"code": result.validation.code, "reason": result.validation.reason,
@@ -96,6 +97,7 @@ def summary(results: Sequence[ObjectResult], *, warnings_as_errors: bool = False
         "denied": verdicts["deny"],
         "patched": sum(1 for r in results if r.patch),
         "failed": sum(1 for r in results if failed(r, warnings_as_errors=warnings_as_errors)),
+        "unchanged": sum(1 for r in results if not r.judged),
     }
 
 
@@ -153,7 +155,7 @@ def check_text(results: Sequence[ObjectResult], *, warnings_as_errors: bool = Fa
     """One line per governed object, with every finding under it, then the summary."""
     lines: list[str] = []
     for result in results:
-        if governed(result):
+        if governed(result) and result.judged:
             lines.extend(result_text(result))
         elif lookalike(result.object):
             lines.append(f"{where(result)}: {describe(result.object)} ({result.object.get('apiVersion', '')}): "
@@ -162,6 +164,7 @@ def check_text(results: Sequence[ObjectResult], *, warnings_as_errors: bool = Fa
     lines.append(
         f"{s['objects']} object(s): {s['allowed']} allowed, {s['warned']} with warnings, {s['denied']} denied, "
         f"{s['patched']} would be patched, {s['notGoverned']} not governed"
+        + (f", {s['unchanged']} unchanged since the baseline (not judged)" if s["unchanged"] else "")
     )
     if warnings_as_errors and s["warned"]:
         lines.append("warnings count as errors (--warnings-as-errors)")
@@ -232,8 +235,9 @@ def check_cases(results: Sequence[ObjectResult], *, warnings_as_errors: bool = F
         name = f"{result.object.get('kind', '')}/{'/'.join(filter(None, _ns_name(result.object)))}"
         detail = "\n".join(result_text(result))
         case = Case(name=name, classname=source, file=source, line=result.line)
-        if not governed(result):
-            case = Case(name, source, skipped="not governed by routewarden", file=source, line=result.line)
+        if not governed(result) or not result.judged:
+            why = "not governed by routewarden" if result.judged else "unchanged since the baseline"
+            case = Case(name, source, skipped=why, file=source, line=result.line)
         elif failed(result, warnings_as_errors=warnings_as_errors):
             first = result.validation.denials[0] if result.validation.denials else None
             kind = first.rule if first else ("warning" if result.allowed else result.validation.reason or "denied")

@@ -22,6 +22,7 @@ from .inputs import (
     InputError,
     add_input_arguments,
     fail,
+    load_baseline,
     load_inputs,
     load_policies,
 )
@@ -34,16 +35,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", choices=OUTPUTS, default="text", help="default: %(default)s")
     parser.add_argument("--warnings-as-errors", action="store_true",
                         help="fail (exit 1) on admission warnings too")
+    parser.add_argument("--baseline", metavar="REF_OR_DIR", default=None,
+                        help="what already exists: a git revision of this repository (same paths) or a file or "
+                             "directory of manifests; only what the change adds or modifies is judged, as newer")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         policies = load_policies(args.policies)
         inputs = load_inputs(args)
+        baseline = load_baseline(args.baseline, args.paths, args.namespace) if args.baseline else None
     except InputError as exc:
         return fail("check", exc)
     triples = [(obj, m.path, m.line) for obj, m in zip(inputs.objects, inputs.manifests)]
-    results = evaluate_all(triples, policies, inputs.state)
+    results = evaluate_all(triples, policies, inputs.state, baseline=baseline)
     strict = args.warnings_as_errors
     if args.output == "json":
         sys.stdout.write(report.check_json(results, warnings_as_errors=strict))

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..offline import with_namespace
+from ..offline import Baseline, with_namespace
 from ..policy.loader import PolicyLoadError, load_paths
 from ..policy.model import PolicySet
 from ..state.kinds import WATCHED_KINDS, watched_kind_of
-from ..state.manifests import Manifest, ManifestError, load_manifests
+from ..state.manifests import Manifest, ManifestError, load_git, load_manifests
 from ..state.store import ClusterState
 
 EXIT_OK, EXIT_DENIED, EXIT_USAGE = 0, 1, 2
@@ -65,6 +65,16 @@ def load_inputs(args: argparse.Namespace) -> Inputs:
     else:
         state = ClusterState.from_objects(objects)
     return Inputs(manifests, objects, state)
+
+
+def load_baseline(spec: str, paths: Sequence[str], namespace: str) -> Baseline:
+    """What already exists: a file or directory of manifests, else a git revision of the
+    repository holding ``paths`` (read at that revision, same paths)."""
+    try:
+        manifests = load_manifests([spec]) if Path(spec).exists() else load_git(spec, paths)
+    except ManifestError as exc:
+        raise InputError(f"--baseline: {exc}") from exc
+    return Baseline.of(with_namespace(m.obj, namespace) for m in manifests)
 
 
 def load_policies(paths: Sequence[Path] | None) -> PolicySet:

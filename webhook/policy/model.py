@@ -27,6 +27,7 @@ RULES: Mapping[str, tuple[str, Mode | None]] = {
     "hostnames/HostnameRequired": ("hostnames", None),
     "hostnames/HostnameNotAllowed": ("hostnames", None),
     "hostnames/HostnameConflict": ("hostnames", None),
+    "hostnames/HostnameOwnerUnknown": ("hostnames", Mode.WARN),
     "references/RefNotPermitted": ("references", None),
     "gateway/GatewayClassNotAllowed": ("gatewayGuardrails", None),
     "gateway/AllNamespacesNotAllowed": ("gatewayGuardrails", None),
@@ -177,6 +178,11 @@ class TenancyPolicy:
         # unknownGateway (default warn) decides it, not attachment.mode; spec.rules still wins.
         unknown = Mode(attachment.get("unknownGateway", "warn"))
         rule_modes_extra = {"attachment/GatewayNotFound": unknown, "attachment/NamespaceNotFound": unknown}
+        # Two undated claimants offline: never a denial of either, at most a warning (audit
+        # when the conflict itself only audits); spec.rules can still set it.
+        conflict = (spec.get("rules") or {}).get("hostnames/HostnameConflict") or sections.get("hostnames") \
+            or spec.get("mode", "enforce")
+        rule_modes_extra["hostnames/HostnameOwnerUnknown"] = Mode.AUDIT if Mode(conflict) is Mode.AUDIT else Mode.WARN
         match = spec.get("match") or {}
         hostnames = spec.get("hostnames") or {}
         references = spec.get("references") or {}

@@ -8,7 +8,7 @@ from .. import gatewayapi as gw
 from ..decision import Violation
 from .attachment import parent_listeners
 from .context import RuleContext
-from .ownership import claim_order, overlapping_routes
+from .ownership import claim_order, claimed_before, overlapping_routes
 
 
 def _governed_gateways(ctx: RuleContext, route: gw.Route) -> list[gw.Gateway]:
@@ -82,13 +82,15 @@ def route_hostnames_are_unclaimed(ctx: RuleContext, route: gw.Route, old: gw.Rou
     for i, hostname in enumerate(route.hostnames):
         if hostname in previous:
             continue
-        rivals = [
-            other
+        claimants = {
+            (other.kind, other.namespace, other.name): other
             for other in overlapping_routes(ctx.state, hostname)
             if other.namespace != route.namespace and gateways.intersection(r.gateway_key for r in other.parent_refs)
-            and (old is not None or claim_order(other) < claim_order(route))
-        ]
+        }.values()
+        first = {id(o): True if old is not None else claimed_before(ctx.state, o, route) for o in claimants}
+        rivals = [other for other in claimants if first[id(other)]]
         if not rivals:
+            yield from _owner_unknown(ctx, hostname, i, [o for o in claimants if first[id(o)] is None])
             continue
         owner = min(rivals, key=claim_order)
         overlap = [h for h in owner.hostnames if gw.hostname_matches(h, hostname) or gw.hostname_matches(hostname, h)]
@@ -99,3 +101,18 @@ def route_hostnames_are_unclaimed(ctx: RuleContext, route: gw.Route, old: gw.Rou
             field=f"spec.hostnames[{i}]",
             fix=f"choose another hostname, or agree with the owners of namespace {owner.namespace} to move it",
         )
+
+
+def _owner_unknown(ctx: RuleContext, hostname: str, index: int, others: list[gw.Route]) -> Iterator[Violation]:
+    """Offline, a claim no date orders: a warning on both claimants, naming each other."""
+    if not others:
+        return
+    names = "; ".join(f"namespace {o.namespace} ({o.describe()})" for o in sorted(others, key=claim_order))
+    yield ctx.violation(
+        "hostnames/HostnameOwnerUnknown",
+        f"hostname {hostname} is also claimed by {names}; ownership cannot be decided offline: neither route "
+        "carries a creationTimestamp, so which one claimed it first is unknown",
+        field=f"spec.hostnames[{index}]",
+        fix="check against what already exists (routewarden check --baseline <the target branch>, or --cluster): "
+            "then the route that is new is the one denied HostnameConflict",
+    )

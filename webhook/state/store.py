@@ -72,6 +72,9 @@ class ClusterState:
         # namespace -> labels as namespace_labels() answers them; dropped when the Namespace changes
         self._namespace_labels: dict[str, dict[str, str]] = {}
         self.offline = False
+        # Offline only: (kind, namespace, name) of the objects a change adds over its
+        # baseline, newer than everything else in the view (rules/ownership.py).
+        self.added: set[tuple[str, str, str]] = set()
         self.rejected: dict[tuple[str, str, str], str] = {}
         self._synced: set[str] = set()
         self._expected: set[str] = set(expected_kinds)
