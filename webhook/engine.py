@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import jsonpatch
@@ -30,6 +32,7 @@ import orjson
 from . import gatewayapi as gw
 from .admission import AdmissionRequest
 from .decision import Decision, Mode, Violation, allowed, from_violations, invalid
+from .policy.exceptions import apply_exceptions
 from .policy.model import PolicySet, TenancyPolicy
 from .rules import attachment, blastradius, gateways, hostnames, references
 from .rules.context import RuleContext
@@ -60,8 +63,12 @@ def decide(
     *,
     webhook: str = "validate",
     now: float | None = None,
+    at: datetime | None = None,
 ) -> Decision:
-    """Answer one admission request. ``webhook`` is ``validate`` or ``mutate``."""
+    """Answer one admission request. ``webhook`` is ``validate`` or ``mutate``.
+
+    ``now`` is the monotonic time the view's age is measured at, ``at`` the wall-clock
+    time exceptions expire at (both default to the current time)."""
     if webhook == "mutate":
         return mutate(request, policies, state)
     if request.sub_resource or request.kind.group != gw.GROUP:
@@ -70,7 +77,12 @@ def decide(
         violations = list(_validate(request, policies, state))
     except gw.MalformedObject as exc:
         return invalid(f"{request.kind.kind} cannot be checked: {exc}")
-    return _fold(violations, policies, state, now=now)
+    if not policies.exceptions:
+        return _fold(violations, policies, state, now=now)
+    violations, used, notes = apply_exceptions(violations, policies.exceptions, request,
+                                               state.namespace_labels(request.namespace), now=at or datetime.now(UTC))
+    decision = _fold(violations, policies, state, now=now)
+    return replace(decision, exceptions=used, warnings=decision.warnings + notes)
 
 
 def _once(parse: Callable[[], T]) -> Callable[[], T]:

@@ -79,6 +79,7 @@ def result_to_dict(result: ObjectResult) -> dict[str, Any]:
         "warnings": list(result.warnings),
         "patch": list(result.patch),
         "change": result.change or None,
+        "exceptions": [u.to_dict() for u in result.validation.exceptions],
     }
     if result.validation.code != 200 and not result.violations:
         out["error"] = {"code": result.validation.code, "reason": result.validation.reason,
@@ -129,9 +130,25 @@ def describe(obj: Mapping[str, Any]) -> str:
 _LABEL = {"allow": "ok", "warn": "WARN", "deny": "DENIED"}
 
 
+_SEVERITY = {Mode.ENFORCE: 0, Mode.WARN: 1, Mode.AUDIT: 2}
+PATCH_VALUE_LIMIT = 200
+
+
+def patch_text(op: Mapping[str, Any]) -> str:
+    """One JSON Patch operation with the value it sets (``add /spec/x = "y"``)."""
+    text = f"{op.get('op')} {op.get('path')}"
+    if "value" in op:
+        value = json.dumps(op["value"], sort_keys=True)
+        text += f" = {value if len(value) <= PATCH_VALUE_LIMIT else value[:PATCH_VALUE_LIMIT] + '...'}"
+    return text
+
+
 def result_text(result: ObjectResult) -> list[str]:
+    """The object's line, then what denies it, what warns, what was excepted, the patch."""
     lines = [f"{where(result)}: {describe(result.object)}: {_LABEL[verdict(result)]}"]
-    for v in result.violations:
+    if result.validation.code != 200 and not result.violations:
+        lines.append(f"  {result.validation.reason}: {result.validation.message}")
+    for v in sorted(result.violations, key=lambda v: _SEVERITY[v.mode]):
         mode = "" if v.mode is Mode.ENFORCE else f", {v.mode.value} only"
         at = f" at {v.field}" if v.field else ""
         policy = f" (policy {v.policy}{mode})" if v.policy else (f" ({v.mode.value} only)" if mode else "")
@@ -139,25 +156,27 @@ def result_text(result: ObjectResult) -> list[str]:
         lines.append(f"    {v.reason}: {v.message}")
         if v.fix:
             lines.append(f"    fix: {v.fix}")
-    if result.validation.code != 200 and not result.violations:
-        lines.append(f"  {result.validation.reason}: {result.validation.message}")
     violation_warnings = {f"{v.rule}: {v.render()}" for v in result.violations}
     for warning in result.warnings:
         if warning not in violation_warnings:
             lines.append(f"  warning: {warning}")
+    lines.extend(f"  excepted: {use.render()}" for use in result.validation.exceptions)
     if result.patch:
-        paths = ", ".join(f"{op.get('op')} {op.get('path')}" for op in result.patch)
-        lines.append(f"  would be patched: {paths}")
+        lines.append("  would be patched:")
+        lines.extend(f"    {patch_text(op)}" for op in result.patch)
     return lines
 
 
-def check_text(results: Sequence[ObjectResult], *, warnings_as_errors: bool = False) -> str:
-    """One line per governed object, with every finding under it, then the summary."""
+def check_text(results: Sequence[ObjectResult], *, warnings_as_errors: bool = False, quiet: bool = False) -> str:
+    """One line per governed object, with every finding under it, then the summary.
+    ``quiet``: only the objects denied or warned, then the summary."""
     lines: list[str] = []
     for result in results:
+        if quiet and verdict(result) == "allow":
+            continue
         if governed(result) and result.judged:
             lines.extend(result_text(result))
-        elif lookalike(result.object):
+        elif lookalike(result.object) and not quiet:
             lines.append(f"{where(result)}: {describe(result.object)} ({result.object.get('apiVersion', '')}): "
                          "not governed: not a Gateway API object")
     s = summary(results, warnings_as_errors=warnings_as_errors)

@@ -236,5 +236,6 @@ class PolicySet:
 
     tenancy: tuple[TenancyPolicy, ...] = ()
     services: tuple[Any, ...] = ()
+    exceptions: tuple[Any, ...] = ()  # TenancyException (policy/exceptions.py)
     sources: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
