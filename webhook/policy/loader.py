@@ -16,7 +16,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ from ..gatewayapi import MalformedObject
 from ..logs import fields
 from .exceptions import TenancyException, parse_expiry
 from .model import RULES, PolicySet, TenancyPolicy
+from .placeholders import is_valid_pattern
 
 log = logging.getLogger("routewarden.policy")
 
@@ -44,7 +44,6 @@ SCHEMAS: Mapping[str, str] = {
     "TenancyException": "tenancyexception.json",
 }
 IGNORED_FILES = frozenset({"kustomization.yaml", "kustomization.yml"})
-_HOSTNAME = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +118,13 @@ def read_documents(path: Path, text: str | None = None) -> tuple[list[tuple[int,
         return [], [PolicyError(name, f"cannot read: {exc}")]
 
 
+def _message(error: Any) -> str:
+    """The schema's own words: a pattern mismatch says what the field holds, not the regex."""
+    if error.validator == "pattern" and isinstance(error.schema, dict) and error.schema.get("description"):
+        return f"{error.instance!r} is not {error.schema['description']}"
+    return str(error.message)
+
+
 def check_document(doc: Any, *, file: str, index: int) -> list[PolicyError]:
     """Schema and semantic errors of one document."""
     if not isinstance(doc, dict):
@@ -129,7 +135,7 @@ def check_document(doc: Any, *, file: str, index: int) -> list[PolicyError]:
     if not isinstance(kind, str) or kind not in SCHEMAS:  # a list or mapping is unhashable
         return [PolicyError(file, f"unknown kind {kind!r}; expected one of {sorted(SCHEMAS)}", index, "kind")]
     errors = [
-        PolicyError(file, e.message, index, _field_path(e.absolute_path) or "<document>")
+        PolicyError(file, _message(e), index, _field_path(e.absolute_path) or "<document>")
         for e in sorted(validator(kind).iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
     ]
     if errors or kind == "ServicePolicy":
@@ -150,10 +156,14 @@ def check_document(doc: Any, *, file: str, index: int) -> list[PolicyError]:
             errors.append(PolicyError(file, f"unknown rule id {rule!r}; known: {', '.join(sorted(RULES))}", index, f"spec.rules.{rule}"))
     for i, allowance in enumerate((spec.get("hostnames") or {}).get("allowed") or ()):
         for j, pattern in enumerate(allowance.get("patterns") or ()):
-            if not _HOSTNAME.match(pattern.lower()):
+            if not is_valid_pattern(pattern):
                 errors.append(
                     PolicyError(file, f"{pattern!r} is not a hostname or *.wildcard", index, f"spec.hostnames.allowed[{i}].patterns[{j}]")
                 )
+    for i, domain in enumerate((spec.get("gatewayGuardrails") or {}).get("listenerDomains") or ()):
+        if not is_valid_pattern(domain):
+            errors.append(PolicyError(file, f"{domain!r} is not a hostname or *.wildcard", index,
+                                      f"spec.gatewayGuardrails.listenerDomains[{i}]"))
     return errors
 
 

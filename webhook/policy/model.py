@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..decision import Mode
-from ..gatewayapi import LabelSelector, hostname_matches, normalize_hostname
+from ..gatewayapi import LabelSelector, hostname_matches
+from .placeholders import normalize_pattern
 
 # rule id -> (section whose mode applies, the default mode when nothing is set)
 RULES: Mapping[str, tuple[str, Mode | None]] = {
@@ -207,7 +208,7 @@ class TenancyPolicy:
             hostnames_allowed=tuple(
                 HostnameAllowance(
                     NamespaceSet.from_dict(a["namespaces"]) or NamespaceSet(),
-                    tuple(normalize_hostname(p) for p in a["patterns"]),
+                    tuple(normalize_pattern(p) for p in a["patterns"]),
                 )
                 for a in hostnames.get("allowed") or ()
             ),
@@ -218,7 +219,7 @@ class TenancyPolicy:
             ),
             has_class_rules="allowedClasses" in guard,
             allow_all_namespaces=NamespaceSet.from_dict(guard.get("allowAllNamespaces")),
-            listener_domains=tuple(normalize_hostname(d) for d in guard.get("listenerDomains") or ()),
+            listener_domains=tuple(normalize_pattern(d) for d in guard.get("listenerDomains") or ()),
             require_certificate_refs=guard.get("requireCertificateRefs", True),
             stale_max_age=float(stale["maxAgeSeconds"]) if stale.get("maxAgeSeconds") else None,
             exempt=Exemptions(

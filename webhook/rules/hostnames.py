@@ -6,9 +6,11 @@ from collections.abc import Iterator
 
 from .. import gatewayapi as gw
 from ..decision import Violation
+from ..policy.placeholders import describe_all, resolve_all
 from .attachment import parent_listeners
 from .context import RuleContext
 from .ownership import claim_order, claimed_before, overlapping_routes
+from .placeholders import namespace_facts, unknown_namespace
 
 
 def _governed_gateways(ctx: RuleContext, route: gw.Route) -> list[gw.Gateway]:
@@ -48,10 +50,14 @@ def route_hostnames_are_allowed(ctx: RuleContext, route: gw.Route) -> Iterator[V
         return
     labels = ctx.labels(route.namespace)
     mine = [a for a in allowances if a.namespaces.contains(route.namespace, labels)]
+    resolved = resolve_all((p for a in mine for p in a.patterns), namespace_facts(ctx, route.namespace))
     for i, hostname in enumerate(route.hostnames):
-        if not any(a.permits(hostname) for a in mine):
-            patterns = sorted({p for a in mine for p in a.patterns})
-            allowed = ", ".join(patterns) if patterns else "none"
+        if not any(r.permits(hostname) for r in resolved):
+            if any(r.unknown for r in resolved):
+                yield unknown_namespace(ctx, route.namespace, f"hostname {hostname}", field=f"spec.hostnames[{i}]")
+                continue
+            patterns = [r.pattern for r in resolved if r.pattern]
+            allowed = describe_all(resolved) or "none"
             yield ctx.violation(
                 "hostnames/HostnameNotAllowed",
                 f"hostname {hostname} is not allowed for namespace {route.namespace} (allowed: {allowed})",
