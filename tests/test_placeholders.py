@@ -67,8 +67,8 @@ ALLOWED = policy(hostnames={"allowed": [{"namespaces": {"names": ["apples"]},
     [
         ("shop.apples.example.com", True, True, None, ""),
         ("shop.bananas.example.com", True, False, "hostnames/HostnameNotAllowed",
-         "allowed: *.apples.example.com (from *.{namespace}.example.com), {labels.owner}.apps.example.com "
-         "(matches nothing: namespace apples has no label owner)"),
+         ("allowed: *.apples.example.com (from *.{namespace}.example.com), {labels.owner}.apps.example.com "
+          "(matches nothing: namespace apples has no label owner)")),
         ("shop.apples.example.com", False, True, None, ""),
         ("fruit.apps.example.com", False, True, "attachment/NamespaceNotFound", "which is not in the manifests"),
     ],
