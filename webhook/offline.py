@@ -8,7 +8,7 @@ object, exactly as kube-apiserver orders them.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,10 +90,12 @@ class ObjectResult:
     # Against a baseline: "added", "modified" (judged as an UPDATE of the baseline's
     # object) or "unchanged" (not judged); "" without a baseline.
     change: str = ""
+    # Why the webhook would never see it (a namespace its configurations exclude); "" if it would.
+    skipped: str = ""
 
     @property
     def judged(self) -> bool:
-        return self.change != "unchanged"
+        return self.change != "unchanged" and not self.skipped
 
     @property
     def allowed(self) -> bool:
@@ -204,10 +206,12 @@ def evaluate_all(
     state: ClusterState,
     *,
     baseline: Baseline | None = None,
+    skip: Callable[[Mapping[str, Any]], str] | None = None,
 ) -> list[ObjectResult]:
     """Evaluate (object, source file, line) triples against ``state``, which first takes
     the mutated form of every object (:func:`store_mutated`): each as a CREATE, or, with
-    a ``baseline``, only what the change adds (CREATE) or modifies (UPDATE)."""
+    a ``baseline``, only what the change adds (CREATE) or modifies (UPDATE). ``skip``
+    gives the reason an object is not judged at all (a namespace the webhook excludes)."""
     objects = list(objects)
     if baseline is not None:
         mark_added(state, (obj for obj, _, _ in objects if baseline.change(obj)[0] == "added"))
@@ -215,6 +219,11 @@ def evaluate_all(
     results = []
     for obj, source, line in objects:
         change, old = baseline.change(obj) if baseline is not None else ("", None)
+        skipped = skip(obj) if skip is not None else ""
+        if skipped:
+            results.append(ObjectResult(obj, allowed(), allowed(), source=source, line=line, change=change,
+                                        skipped=skipped))
+            continue
         if change == "unchanged":
             results.append(ObjectResult(obj, allowed(), allowed(), source=source, line=line, change=change))
             continue

@@ -26,7 +26,7 @@ from ..state.store import ClusterState
 
 EXIT_OK, EXIT_DENIED, EXIT_USAGE = 0, 1, 2
 DEFAULT_POLICIES = Path("policies")
-OUTPUTS = ("text", "json", "junit")
+OUTPUTS = ("text", "json", "junit", "github", "sarif")
 
 
 class InputError(Exception):
@@ -38,6 +38,9 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
                         help="manifest files or directories (recursive); - reads standard input")
     parser.add_argument("-n", "--namespace", default="default",
                         help="namespace for namespaced objects without one (default: %(default)s)")
+    parser.add_argument("--context", action="append", default=[], metavar="PATH",
+                        help="manifests the view holds but nothing judges (the platform's Gateways and Namespaces "
+                             "for a per-directory check); file or directory, repeatable, read like serve --state")
     parser.add_argument("--cluster", action="store_true",
                         help="list the live cluster once (kubeconfig) and lay the manifests over it")
     parser.add_argument("--kubeconfig", type=Path, default=None,
@@ -51,20 +54,22 @@ class Inputs:
     manifests: tuple[Manifest, ...]
     objects: tuple[dict[str, Any], ...]  # the manifests' objects, namespaces defaulted
     state: ClusterState
+    context: tuple[dict[str, Any], ...] = ()  # in the view, not judged
 
 
 def load_inputs(args: argparse.Namespace) -> Inputs:
     try:
         manifests = tuple(load_manifests(args.paths))
+        context = tuple(with_namespace(m.obj, args.namespace) for m in load_manifests(args.context))
     except ManifestError as exc:
         raise InputError(str(exc)) from exc
     objects = tuple(with_namespace(m.obj, args.namespace) for m in manifests)
     if args.cluster:
         state = list_cluster(kubeconfig=args.kubeconfig, timeout=args.cluster_timeout)
-        overlay(state, objects)
+        overlay(state, context + objects)
     else:
-        state = ClusterState.from_objects(objects)
-    return Inputs(manifests, objects, state)
+        state = ClusterState.from_objects(context + objects)
+    return Inputs(manifests, objects, state, context)
 
 
 def load_baseline(spec: str, paths: Sequence[str], namespace: str) -> Baseline:
