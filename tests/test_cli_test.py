@@ -51,7 +51,7 @@ def test_a_broken_expectation_in_a_copied_scenario_fails(tmp_path: Path) -> None
     proc = run(str(folder))
     assert proc.returncode == 1
     assert "1 failed, 0 broken" in proc.stdout
-    assert "HTTPRoute/apples/granted (CREATE): expected deny, got allow" in proc.stdout
+    assert "HTTPRoute/apples/granted (CREATE): expected deny by no rule, got allow by no rule" in proc.stdout
 
 
 def test_a_broken_test_definition_exits_2() -> None:
