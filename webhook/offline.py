@@ -18,7 +18,7 @@ from .admission import AdmissionRequest, GroupVersionKind, UserInfo
 from .decision import Decision, Violation, allowed
 from .engine import decide
 from .policy.model import PolicySet
-from .state.kinds import watched_kind_of
+from .state.kinds import unserved_version, watched_kind_of
 from .state.store import ClusterState
 
 OFFLINE_USER = UserInfo(username="routewarden:offline-check", groups=("system:authenticated",))
@@ -92,6 +92,7 @@ class ObjectResult:
     change: str = ""
     # Why the webhook would never see it (a namespace its configurations exclude); "" if it would.
     skipped: str = ""
+    notes: tuple[str, ...] = ()  # warnings of the offline check itself (an apiVersion not served)
 
     @property
     def judged(self) -> bool:
@@ -107,7 +108,7 @@ class ObjectResult:
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(self.mutation.warnings + self.validation.warnings))
+        return tuple(dict.fromkeys(self.notes + self.mutation.warnings + self.validation.warnings))
 
     @property
     def patch(self) -> tuple[dict[str, Any], ...]:
@@ -229,5 +230,6 @@ def evaluate_all(
             continue
         operation = "UPDATE" if old is not None else "CREATE"
         validation, mutation = evaluate(obj, policies, state, operation=operation, old=old)
-        results.append(ObjectResult(obj, validation, mutation, source=source, line=line, change=change))
+        notes = tuple(filter(None, [unserved_version(obj)]))
+        results.append(ObjectResult(obj, validation, mutation, source=source, line=line, change=change, notes=notes))
     return results

@@ -153,6 +153,7 @@ def list_cluster(*, kubeconfig: Path | None, timeout: float) -> ClusterState:
     finally:
         api_client.close()
     state.offline = True  # a snapshot: never "stale" while it is being evaluated
+    state.missing = "is neither in the manifests nor in the cluster"
     return state
 
 

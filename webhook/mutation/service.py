@@ -51,8 +51,10 @@ def annotate_generated_service(
     if gateway is None:
         return [
             f"routewarden did not annotate {where}: its Gateway {'/'.join(owner.gateway)} ({owner.why}) "
-            "is not in the cluster view yet; it will on the Service's next update"
-            + (" (a loadBalancerClass can only be set at creation)" if request.operation == "CREATE" else "")
+            f"{state.missing}, so the Service is admitted without the ServicePolicy's settings; they are added "
+            "only when the Service is written again after the Gateway is in the view"
+            + (", and a loadBalancerClass only at creation (recreate the Service to get one)"
+               if request.operation == "CREATE" else "")
         ]
     chosen = matching(policies.services, gateway, state.namespace_labels(gateway.namespace))
     desired = desired_service(chosen, gateway)

@@ -57,7 +57,7 @@ def listenerset_is_accepted(ctx: RuleContext, obj: dict, *, namespace: str) -> I
         if ctx.may_govern(ref):
             yield ctx.violation(
                 "attachment/GatewayNotFound",
-                f"{ref.describe()} does not exist in the cluster (yet), so the ListenerSet cannot be checked against it",
+                f"{ref.describe()} {ctx.state.missing}, so the ListenerSet cannot be checked against it",
                 field="spec.parentRef",
                 fix=f"create {ref.describe()} first, or correct spec.parentRef",
             )
@@ -101,11 +101,12 @@ def route_attaches_to_listeners(ctx: RuleContext, route: gw.Route) -> Iterator[V
         gateway, listeners, owner_ns = parent_listeners(ctx, ref)
         if gateway is None:
             if ctx.may_govern(ref):
+                parent = f"{ref.kind} {ref.namespace}/{ref.name}"
                 yield ctx.violation(
                     "attachment/GatewayNotFound",
-                    f"{ref.describe()} does not exist in the cluster (yet), so the route cannot be checked against it",
+                    f"{parent} {ctx.state.missing}, so the route cannot be checked against it",
                     field=ref.field,
-                    fix=f"create {ref.describe()} first, or correct spec.parentRefs name/namespace",
+                    fix=f"create {parent} first, or correct spec.parentRefs name/namespace",
                 )
             continue
         if not ctx.governs(gateway) or not ctx.policy.mirror_listeners:
@@ -120,7 +121,7 @@ def route_attaches_to_listeners(ctx: RuleContext, route: gw.Route) -> Iterator[V
             if attachment.unknown_namespace and not any(v.accepts for v in attachment.verdicts):
                 yield ctx.violation(
                     "attachment/NamespaceNotFound",
-                    f"namespace {route.namespace} is not in the cluster view, so the label selector of "
+                    f"namespace {route.namespace} {ctx.state.missing}, so the label selector of "
                     f"{ref.describe()} cannot be evaluated",
                     field=ref.field,
                     fix=f"declare Namespace {route.namespace} with its labels alongside the route",
@@ -159,8 +160,9 @@ def _attachment_violation(
             f"{ref.describe()} does not accept routes from namespace {route.namespace}: {detail}",
             field=ref.field,
             fix=(
-                f"ask the owners of Gateway {ref.namespace}/{ref.name} to admit namespace {route.namespace} "
-                "(allowedRoutes.namespaces), or attach to a listener that admits it"
+                f"ask the owners of {'ListenerSet' if ref.is_listenerset else 'Gateway'} {ref.namespace}/{ref.name} "
+                f"to admit namespace {route.namespace} (allowedRoutes.namespaces), or attach to a listener that "
+                "admits it"
             ),
         )
     listener_hosts = ", ".join(sorted({v.listener.hostname or "*" for v in attachment.verdicts if v.accepts}))

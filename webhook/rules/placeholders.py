@@ -14,11 +14,10 @@ def namespace_facts(ctx: RuleContext, namespace: str) -> NamespaceFacts:
 
 def unknown_namespace(ctx: RuleContext, namespace: str, what: str, *, field: str) -> Violation:
     """A pattern needs labels of a namespace the view does not hold: unknown, so a warning."""
-    where = "in the manifests" if ctx.state.offline else "in the cluster view"
     return ctx.violation(
         "attachment/NamespaceNotFound",
-        f"whether {what} is allowed depends on the labels or annotations of namespace {namespace}, which is not "
-        f"{where}, so a policy pattern with a placeholder cannot be resolved",
+        f"whether {what} is allowed depends on the labels or annotations of namespace {namespace}, which "
+        f"{ctx.state.missing}, so a policy pattern with a placeholder cannot be resolved",
         field=field,
         fix=f"declare Namespace {namespace} with its labels alongside the object (offline, or use --cluster)",
     )

@@ -72,6 +72,8 @@ class ClusterState:
         # namespace -> labels as namespace_labels() answers them; dropped when the Namespace changes
         self._namespace_labels: dict[str, dict[str, str]] = {}
         self.offline = False
+        # How messages say an object is not in this view: offline views come from manifests.
+        self.missing = "does not exist in the cluster (yet)"
         # Offline only: (kind, namespace, name) of the objects a change adds over its
         # baseline, newer than everything else in the view (rules/ownership.py).
         self.added: set[tuple[str, str, str]] = set()
@@ -337,6 +339,7 @@ class ClusterState:
         """An offline view: every known kind counts as synced."""
         state = cls()
         state.offline = True
+        state.missing = "is not in the manifests"
         for obj in objects:
             watched = watched_kind_of(obj)
             if watched is not None:
