@@ -118,7 +118,7 @@ def test_the_guardrails_keep_applying_to_the_excepted_namespace() -> None:
         ({"rules": []}, "should be non-empty"),
         ({"match": {}}, "spec.match: {} should be non-empty"),
         ({"reason": None}, "'reason' is a required property"),
-        ({"expires": "next tuesday"}, "does not match"),
+        ({"expires": "next tuesday"}, "'next tuesday' is not a date (valid through that day, UTC) or an RFC 3339 time"),
         ({"expires": "2026-02-30"}, "not a date or time"),
     ],
 )

@@ -33,7 +33,7 @@ def route(**spec: object) -> dict:
 @pytest.mark.parametrize(
     "state, words",
     [
-        (ClusterState(), "Gateway infra/shared does not exist in the cluster (yet)"),
+        (ClusterState(), "Gateway infra/shared is not in the cluster view (yet)"),
         (ClusterState.from_objects([]), "Gateway infra/shared is not in the manifests"),
     ],
 )

@@ -73,7 +73,7 @@ class ClusterState:
         self._namespace_labels: dict[str, dict[str, str]] = {}
         self.offline = False
         # How messages say an object is not in this view: offline views come from manifests.
-        self.missing = "does not exist in the cluster (yet)"
+        self.missing = "is not in the cluster view (yet)"
         # Offline only: (kind, namespace, name) of the objects a change adds over its
         # baseline, newer than everything else in the view (rules/ownership.py).
         self.added: set[tuple[str, str, str]] = set()
