@@ -131,3 +131,19 @@ def test_the_schema_accepts_only_known_placeholders(pattern: str, valid: bool) -
             assert "is not a hostname or *.wildcard" in str(exc)
         else:
             assert valid
+
+
+@pytest.mark.parametrize("hostname, allowed", [("shop.apples.example.com", True), ("shop.bananas.example.com", False)])
+def test_listenerset_listener_hostnames_use_the_sets_namespace(hostname: str, allowed: bool) -> None:
+    """A ListenerSet's listener hostname is a claim of its namespace, judged by the resolved pattern."""
+    gateway = yaml.safe_load(yaml.safe_dump(GATEWAY))
+    gateway["spec"]["allowedListeners"] = {"namespaces": {"from": "All"}}
+    listener_set = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "ListenerSet",
+                    "metadata": {"name": "shop", "namespace": "apples"},
+                    "spec": {"parentRef": {"name": "shared", "namespace": "infra"},
+                             "listeners": [{"name": "shop", "port": 80, "protocol": "HTTP", "hostname": hostname}]}}
+    decision = decide(synthesize_request(listener_set), load_documents([("p.yaml", ALLOWED)]),
+                      ClusterState.from_objects([gateway, APPLES]))
+    assert decision.allowed is allowed, decision.message
+    if not allowed:
+        assert "*.apples.example.com (from *.{namespace}.example.com)" in decision.message

@@ -34,7 +34,7 @@ from .admission import AdmissionRequest
 from .decision import Decision, Mode, Violation, allowed, from_violations, invalid
 from .policy.exceptions import apply_exceptions
 from .policy.model import PolicySet, TenancyPolicy
-from .rules import attachment, blastradius, gateways, hostnames, references
+from .rules import attachment, blastradius, gateways, hostnames, listenersets, references
 from .rules.context import RuleContext
 from .state.store import ClusterState
 
@@ -48,10 +48,14 @@ STATE_RULES = frozenset(
         "attachment/NoMatchingListenerHostname",
         "attachment/NotAllowedByPolicy",
         "listenerset/NotAllowed",
+        "listeners/Conflicted",
+        "listeners/ListenersNotValid",
         "hostnames/HostnameConflict",
         "references/RefNotPermitted",
         "blastradius/RoutesDetached",
         "blastradius/RefsRevoked",
+        "blastradius/ListenerSetsDetached",
+        "blastradius/ListenersConflicted",
     }
 )
 
@@ -112,6 +116,10 @@ def _validate(request: AdmissionRequest, policies: PolicySet, state: ClusterStat
     old_grant = _once(lambda: gw.ReferenceGrant.from_object(request.old_object or {}, namespace=namespace))
     new_grant = _once(lambda: gw.ReferenceGrant.from_object(request.object, namespace=namespace)
                       if request.operation == "UPDATE" and request.object is not None else None)
+    listener_set = _once(lambda: gw.ListenerSet.from_object(request.object, namespace=namespace)
+                         if request.operation in ("CREATE", "UPDATE") and request.object is not None else None)
+    old_listener_set = _once(lambda: gw.ListenerSet.from_object(request.old_object, namespace=namespace)
+                             if request.operation in ("UPDATE", "DELETE") and request.old_object else None)
     memo: dict[Any, Any] = {}
     for policy in policies.tenancy:
         if policy.exempt.covers(
@@ -126,8 +134,12 @@ def _validate(request: AdmissionRequest, policies: PolicySet, state: ClusterStat
         elif kind == "ReferenceGrant" and request.operation in ("UPDATE", "DELETE"):
             old = old_grant()
             yield from blastradius.grant_change_keeps_references(ctx, old, new_grant())
-        elif kind == "ListenerSet" and request.operation in ("CREATE", "UPDATE") and request.object is not None:
-            yield from attachment.listenerset_is_accepted(ctx, request.object, namespace=namespace)
+        elif kind == "ListenerSet":
+            new, old = listener_set(), old_listener_set()
+            if new is not None and request.object is not None:
+                yield from attachment.listenerset_is_accepted(ctx, request.object, namespace=namespace)
+                yield from listenersets.listenerset_rules(ctx, new, old)
+            yield from blastradius.listenerset_change_keeps_routes(ctx, old, new)
 
 
 def _route_rules(ctx: RuleContext, route: gw.Route, old: gw.Route | None) -> Iterator[Violation]:
@@ -136,6 +148,7 @@ def _route_rules(ctx: RuleContext, route: gw.Route, old: gw.Route | None) -> Ite
     yield from hostnames.route_names_hostnames(ctx, route)
     yield from hostnames.route_hostnames_are_allowed(ctx, route)
     yield from hostnames.route_hostnames_are_unclaimed(ctx, route, old)
+    yield from listenersets.route_listeners_are_not_conflicted(ctx, route)
     governed = any(_governs_ref(ctx, ref) for ref in route.parent_refs) or ctx.policy.match.everything
     yield from references.route_references_are_granted(ctx, route, governed=governed)
 
@@ -148,11 +161,11 @@ def _governs_ref(ctx: RuleContext, ref: gw.ParentRef) -> bool:
 def _gateway_rules(
     ctx: RuleContext, gateway: Callable[[], gw.Gateway | None], old_gateway: Callable[[], gw.Gateway | None]
 ) -> Iterator[Violation]:
-    new = gateway()
+    new, old = gateway(), old_gateway()
     if new is not None and ctx.governs(new):
         for rule in gateways.GATEWAY_RULES:
             yield from rule(ctx, new)
-    old = old_gateway()
+        yield from listenersets.gateway_listeners_are_valid(ctx, new, old)
     if old is not None:
         yield from blastradius.gateway_change_keeps_routes(ctx, old, new)
 
@@ -164,7 +177,8 @@ def _stale(policy: TenancyPolicy, state: ClusterState, now: float | None) -> str
     if policy.stale_max_age is not None:
         age = state.view_age(now)
         if age > policy.stale_max_age:
-            return f"the cluster view is {age:.0f}s old (limit {policy.stale_max_age:.0f}s)"
+            return (f"the cluster view is stale (not confirmed by the API server for {age:.0f}s, "
+                    f"limit {policy.stale_max_age:.0f}s)")
     return None
 
 

@@ -6,6 +6,11 @@ route's namespace (``allowedRoutes.namespaces``) and kind (``allowedRoutes.kinds
 hostnames intersect, and the ``Accepted`` reason a controller would set. For each
 backendRef: whether it crosses namespaces, and which ReferenceGrant permits it.
 
+For each ListenerSet: whether its Gateway accepts it (``allowedListeners``), and for each
+of its listeners whether the Gateway will serve it, or why not (``Conflicted`` with which
+listener, ``InvalidRouteKinds``, a certificate without a ReferenceGrant), from the same
+merged view of the Gateway's listeners the ``listeners/*`` rules use.
+
 Built on :func:`webhook.gatewayapi.evaluate_attachment`, the same prediction the
 validating rules make, so ``explain`` and ``check`` cannot disagree. Pure: no I/O.
 """
@@ -323,6 +328,117 @@ def explain(
             for obj, src, line in objects if is_route(obj)]
 
 
+# ----------------------------------------------------------------------------- listener sets
+@dataclass(frozen=True, slots=True)
+class SetListenerReport:
+    name: str
+    protocol: str
+    port: int | None
+    hostname: str | None
+    served: bool | None  # None: it may be refused (see why)
+    kinds: tuple[str, ...]  # the route kinds it serves
+    why: tuple[str, ...]  # why it is not served, or what may stop it
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerSetReport:
+    namespace: str
+    name: str
+    source: str
+    line: int | None
+    gateway: str
+    accepted: bool | None  # None: depends on something the view does not hold
+    reason: str  # the ListenerSet's Accepted reason, as the Gateway API spells it
+    message: str
+    listeners: tuple[SetListenerReport, ...]
+    error: str = ""
+
+    @property
+    def served(self) -> bool:
+        """The Gateway accepts the set and serves every listener of it."""
+        return bool(self.accepted) and all(lr.served for lr in self.listeners)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "served": self.served}
+
+
+def _set_listener(state: ClusterState, listener_set: gw.ListenerSet, entry: gw.ListenerState) -> SetListenerReport:
+    listener = entry.listener
+    why: list[str] = []
+    served: bool | None = True
+    if entry.conflict is not None:
+        served = False
+        why.append(f"Conflicted ({entry.conflict.reason}): {entry.conflict.describe()}, which comes first")
+    kinds = gw.route_kinds(listener)
+    supported = tuple(sorted(k for _, k in listener.accepted_kinds())) if kinds is None else kinds.valid + kinds.unknown
+    if kinds is not None and kinds.invalid:
+        why.append(f"InvalidRouteKinds: {', '.join(kinds.invalid)}")
+        served = False if kinds.usable is False else served
+    for ref in listener.certificate_refs:
+        permitted = gw.reference_permitted(state.reference_grants(ref.namespace), from_group=gw.GROUP,
+                                           from_kind="ListenerSet", from_namespace=listener_set.namespace, to=ref)
+        if permitted is None:
+            served = False
+            why.append(f"RefNotPermitted: no ReferenceGrant in namespace {ref.namespace} allows ListenerSet from "
+                       f"namespace {listener_set.namespace} to use {ref.describe()}")
+    if served and (entry.doubts or (kinds is not None and kinds.usable is None)):
+        served = None
+    why.extend(entry.doubts)
+    return SetListenerReport(listener.name, listener.protocol, listener.port, listener.hostname, served, supported,
+                             tuple(why))
+
+
+def explain_listenerset(
+    obj: Mapping[str, Any], state: ClusterState, *, source: str = "", line: int | None = None
+) -> ListenerSetReport:
+    """Whether the ListenerSet's Gateway accepts it, and which of its listeners it will serve."""
+    meta = obj.get("metadata") or {}
+    try:
+        listener_set = gw.ListenerSet.from_object(obj)
+    except gw.MalformedObject as exc:
+        return ListenerSetReport(str(meta.get("namespace") or ""), str(meta.get("name") or ""), source, line, "",
+                                 False, "Invalid", "", (), error=str(exc))
+
+    def report(gateway: str, accepted: bool | None, reason: str, message: str,
+               listeners: tuple[SetListenerReport, ...] = ()) -> ListenerSetReport:
+        return ListenerSetReport(listener_set.namespace, listener_set.name, source, line, gateway, accepted, reason,
+                                 message, listeners)
+
+    if listener_set.parent is None:
+        return report("", None, "NotAGateway", "its parentRef names a kind other than Gateway; routewarden does not "
+                                               "predict it")
+    parent = f"Gateway {listener_set.parent[0]}/{listener_set.parent[1]}"
+    gateway = state.gateway(*listener_set.parent)
+    if gateway is None:
+        return report(parent, False, "GatewayNotFound",
+                      f"{parent} is neither in the manifests nor (with --cluster) in the cluster")
+    admitted = gw.gateway_admits_listenerset(gateway, namespace=listener_set.namespace,
+                                             namespace_labels=state.namespace_labels(listener_set.namespace))
+    if admitted is False:
+        return report(parent, False, "NotAllowed", f"{parent} does not accept ListenerSets from namespace "
+                      f"{listener_set.namespace} (allowedListeners.namespaces.from: {gateway.allowed_listeners_from})")
+    view = gw.merge_with(gateway, state.listenersets_for(*gateway.key), labels=state.namespace_labels,
+                         candidate=listener_set)
+    listeners = tuple(_set_listener(state, listener_set, e) for e in view.of("ListenerSet", *listener_set.key))
+    if listeners and all(e.conflicted for e in view.of("ListenerSet", *listener_set.key)):
+        return report(parent, False, "ListenersNotValid", "every listener of it is Conflicted", listeners)
+    if admitted is None:
+        return report(parent, None, "NotAllowed", f"whether {parent} accepts it depends on the labels of namespace "
+                      f"{listener_set.namespace}, which is not declared: add the Namespace manifest (or use "
+                      "--cluster)", listeners)
+    served = sum(1 for lr in listeners if lr.served)
+    return report(parent, True, "Accepted", f"{parent} accepts it and serves {served} of its "
+                                            f"{len(listeners)} listener(s)", listeners)
+
+
+def explain_listenersets(
+    objects: Iterable[tuple[Mapping[str, Any], str, int | None]], state: ClusterState
+) -> list[ListenerSetReport]:
+    """A report for every ListenerSet among (object, source, line) triples."""
+    return [explain_listenerset(obj, state, source=src, line=line) for obj, src, line in objects
+            if obj.get("kind") == "ListenerSet" and str(obj.get("apiVersion") or "").startswith(gw.GROUP + "/")]
+
+
 # ----------------------------------------------------------------------------- text
 def _mark(value: bool | None) -> str:
     return {True: "yes", False: "NO", None: "unknown"}[value]
@@ -363,3 +479,24 @@ def render_text(reports: Iterable[RouteReport]) -> str:
     if not lines:
         return "no routes found\n"
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def render_listenersets_text(reports: Iterable[ListenerSetReport]) -> str:
+    lines: list[str] = []
+    for r in reports:
+        where = f"{r.source}:{r.line}" if r.line is not None else r.source
+        head = f"ListenerSet {r.namespace}/{r.name} ({where})"
+        if r.error:
+            lines += [head, f"  cannot be read: {r.error}", ""]
+            continue
+        verdict = {True: "accepted", False: "NOT accepted", None: "acceptance unknown"}[r.accepted]
+        lines.append(f"{head}: {verdict} by {r.gateway or 'no Gateway'}: {r.reason}: {r.message}")
+        for lr in r.listeners:
+            host = lr.hostname or "*"
+            port = f":{lr.port}" if lr.port is not None else ""
+            status = {True: "served", False: "NOT served", None: "may not be served"}[lr.served]
+            lines.append(f"  listener {lr.name} ({lr.protocol}{port} {host}): {status}, route kinds "
+                         f"{', '.join(lr.kinds) or 'none'}")
+            lines.extend(f"    {why}" for why in lr.why)
+        lines.append("")
+    return "\n".join(lines).rstrip("\n") + "\n" if lines else ""

@@ -25,7 +25,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal, Protocol
 
 from opentelemetry import trace
@@ -84,6 +84,8 @@ class StateView(Protocol):
 
     def confirmed_age(self, kind: str, now: float | None = None) -> float: ...
 
+    def unavailable(self) -> dict[str, str]: ...
+
 
 # ---------------------------------------------------------------------------- metrics
 class _Metrics:
@@ -139,30 +141,35 @@ class _CacheCollector:
 
     def __init__(self) -> None:
         self.state: StateView | None = None
+        self.max_age: Callable[[], float] | None = None
 
     def describe(self) -> Iterable[GaugeMetricFamily]:
         return self._families()
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        synced, objects, age, confirmed = families = self._families()
+        synced, objects, age, confirmed, max_age = families = self._families()
         state = self.state
         if state is None:
             return list(families)
         try:
             now = time.monotonic()
+            unavailable = state.unavailable()
             for kind in sorted(state.expected_kinds):
                 synced.add_metric([kind], 1.0 if state.is_synced(kind) else 0.0)
                 objects.add_metric([kind], float(state.count(kind)))
                 seconds = state.last_event_age(kind, now)
                 if seconds is not None:
                     age.add_metric([kind], seconds)
-                confirmed.add_metric([kind], state.confirmed_age(kind, now))
+                if kind not in unavailable:  # as for the engine: a kind that cannot be listed is not waited for
+                    confirmed.add_metric([kind], state.confirmed_age(kind, now))
+            if self.max_age is not None:
+                max_age.add_metric([], self.max_age())
         except Exception:  # a scrape must not fail because the view changed under it
             log.exception("could not read the cluster view for cache metrics")
         return list(families)
 
     @staticmethod
-    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+    def _families() -> tuple[GaugeMetricFamily, ...]:
         return (
             GaugeMetricFamily("routewarden_cache_synced",
                               "1 when the kind has been listed and is watched.", labels=["kind"]),
@@ -171,9 +178,14 @@ class _CacheCollector:
             GaugeMetricFamily("routewarden_cache_last_event_age_seconds",
                               "Seconds since the last list or watch event for the kind.", labels=["kind"]),
             GaugeMetricFamily("routewarden_cache_confirmed_age_seconds",
-                              "Seconds since the watch of the kind was last known current (list, event, "
-                              "bookmark or watch reconnect); grows only when the watch is broken.",
+                              "Seconds since the apiserver last confirmed the kind current (list, event, "
+                              "bookmark or watch resume); a healthy watch, quiet or not, stays below one "
+                              "confirmation interval.",
                               labels=["kind"]),
+            GaugeMetricFamily("routewarden_cache_max_age_seconds",
+                              "Confirmed age beyond which the view is stale: the smallest "
+                              "staleState.maxAgeSeconds of the loaded policies (else three confirmation "
+                              "intervals)."),
         )
 
 
@@ -496,9 +508,11 @@ class Telemetry:
             rule, mode, *rest = key
             gauge.labels(rule=rule, mode=str(mode), namespace=rest[0] if rest else "").set(count)
 
-    def watch_state(self, state: StateView) -> None:
-        """Export the cache metrics of ``state`` (read at every scrape)."""
+    def watch_state(self, state: StateView, *, max_age: Callable[[], float] | None = None) -> None:
+        """Export the cache metrics of ``state`` and the staleness limit ``max_age()`` (read at
+        every scrape)."""
         self._cache.state = state
+        self._cache.max_age = max_age
 
     def metrics(self, accept: str | None = None) -> tuple[bytes, str]:
         """The exposition and its content type (OpenMetrics when ``accept`` asks for it)."""

@@ -25,6 +25,9 @@ RULES: Mapping[str, tuple[str, Mode | None]] = {
     "attachment/GatewayNotFound": ("attachment", Mode.WARN),
     "attachment/NamespaceNotFound": ("attachment", Mode.WARN),
     "listenerset/NotAllowed": ("attachment", None),
+    "listeners/Conflicted": ("attachment", Mode.WARN),
+    "listeners/InvalidRouteKinds": ("attachment", Mode.WARN),
+    "listeners/ListenersNotValid": ("attachment", None),
     "hostnames/HostnameRequired": ("hostnames", None),
     "hostnames/HostnameNotAllowed": ("hostnames", None),
     "hostnames/HostnameConflict": ("hostnames", None),
@@ -36,6 +39,8 @@ RULES: Mapping[str, tuple[str, Mode | None]] = {
     "gateway/InvalidCertificateRef": ("gatewayGuardrails", None),
     "blastradius/RoutesDetached": ("blastRadius", Mode.WARN),
     "blastradius/RefsRevoked": ("blastRadius", Mode.WARN),
+    "blastradius/ListenerSetsDetached": ("blastRadius", Mode.WARN),
+    "blastradius/ListenersConflicted": ("blastRadius", Mode.WARN),
     "state/StaleClusterView": ("staleState", Mode.WARN),
 }
 

@@ -1,4 +1,8 @@
-"""Guardrails for Gateways: classes, who may open to all namespaces, listener domains, TLS."""
+"""Guardrails for Gateways: classes, who may open to all namespaces, listener domains, TLS.
+
+The listener guardrails (:data:`LISTENER_GUARDRAILS`) also judge ListenerSets: a set's
+listeners are merged into its Gateway, and the set's namespace owns them.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ def gateway_class_is_allowed(ctx: RuleContext, gateway: gw.Gateway) -> Iterator[
         )
 
 
-def gateway_opens_to_all_only_if_allowed(ctx: RuleContext, gateway: gw.Gateway) -> Iterator[Violation]:
+def gateway_opens_to_all_only_if_allowed(ctx: RuleContext, gateway: gw.Gateway | gw.ListenerSet) -> Iterator[Violation]:
     """Only listed namespaces may accept routes from every namespace (``from: All``)."""
     allowed = ctx.policy.allow_all_namespaces
     if allowed is None:
@@ -55,7 +59,7 @@ def _bare(hostname: str) -> str:
     return hostname[2:] if gw.is_wildcard(hostname) else hostname
 
 
-def listener_hostnames_are_in_domains(ctx: RuleContext, gateway: gw.Gateway) -> Iterator[Violation]:
+def listener_hostnames_are_in_domains(ctx: RuleContext, gateway: gw.Gateway | gw.ListenerSet) -> Iterator[Violation]:
     """Listener hostnames stay within the domains the platform owns."""
     if not ctx.policy.listener_domains:
         return
@@ -86,7 +90,7 @@ def listener_hostnames_are_in_domains(ctx: RuleContext, gateway: gw.Gateway) -> 
             )
 
 
-def tls_listeners_have_certificates(ctx: RuleContext, gateway: gw.Gateway) -> Iterator[Violation]:
+def tls_listeners_have_certificates(ctx: RuleContext, gateway: gw.Gateway | gw.ListenerSet) -> Iterator[Violation]:
     """HTTPS listeners and TLS listeners that terminate name their certificates."""
     if not ctx.policy.require_certificate_refs:
         return
@@ -107,10 +111,15 @@ def gateway_references_are_granted(ctx: RuleContext, gateway: gw.Gateway) -> Ite
     )
 
 
-GATEWAY_RULES = (
-    gateway_class_is_allowed,
+# The guardrails that read only listeners and their owner's namespace.
+LISTENER_GUARDRAILS = (
     gateway_opens_to_all_only_if_allowed,
     listener_hostnames_are_in_domains,
     tls_listeners_have_certificates,
+)
+
+GATEWAY_RULES = (
+    gateway_class_is_allowed,
+    *LISTENER_GUARDRAILS,
     gateway_references_are_granted,
 )
