@@ -98,9 +98,9 @@ def test_damaged_yaml_is_refused_with_its_file(text: str, cut: int, junk: str) -
         assert all(e.file == "damaged.yaml" and e.message for e in exc.errors)
 
 
-def test_the_mutation_base_covers_both_policy_kinds() -> None:
-    """The documents mutated above include TenancyPolicy and ServicePolicy examples."""
-    assert {d["kind"] for d in DOCUMENTS} == {"TenancyPolicy", "ServicePolicy"}
+def test_the_mutation_base_covers_every_policy_kind() -> None:
+    """The documents mutated above include TenancyPolicy, ServicePolicy and TenancyException examples."""
+    assert {d["kind"] for d in DOCUMENTS} == {"TenancyPolicy", "ServicePolicy", "TenancyException"}
 
 
 DENY_ALL = """\

@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client.parser import text_string_to_metric_families
 
 from webhook.admission import AdmissionRequest, parse_review
-from webhook.decision import Decision, Mode, Violation, allowed, from_violations, invalid
+from webhook.decision import Decision, ExceptionUse, Mode, Violation, allowed, from_violations, invalid
 from webhook.logs import JsonFormatter, configure_logging
 from webhook.policy.loader import PolicyStore
 from webhook.runtime import Runtime
@@ -42,6 +42,8 @@ DENIED = from_violations([
     Violation("hostname/Unique", "HostnameConflict", "taken", mode=Mode.WARN),
 ])
 PATCHED = allowed(patch=({"op": "add", "path": "/metadata/annotations/x", "value": "y"},))
+EXCEPTED = Decision(allowed=True, exceptions=(
+    ExceptionUse("catch-all-redirect", "hostnames/HostnameRequired", "shared-gateway", "spec.hostnames", "redirect"),))
 
 
 def review(name: str) -> AdmissionRequest:
@@ -111,6 +113,7 @@ def busy(telemetry: Telemetry) -> ClusterState:
     record(telemetry, review("httproute-create.validate"), allowed())
     record(telemetry, review("httproute-create.validate"), DENIED)
     record(telemetry, review("service-create-generated-loadbalancer.mutate"), PATCHED, webhook="mutate")
+    record(telemetry, review("httproute-create.validate"), EXCEPTED)
     telemetry.review_rejected(webhook="validate", status=400, reason="BadRequest")
     telemetry.policy_reloaded(ok=True)
     telemetry.policy_reloaded(ok=False)
@@ -745,6 +748,7 @@ def test_the_busy_fixture_really_fills_every_family() -> None:
     assert set(families) == {
         "routewarden_admission_requests", "routewarden_admission_duration_seconds", "routewarden_violations",
         "routewarden_patches", "routewarden_review_rejected", "routewarden_policy_reloads",
+        "routewarden_exceptions_used",
         "routewarden_policy_last_reload_success_timestamp_seconds",
         "routewarden_certificate_expiry_timestamp_seconds", "routewarden_audit_violations",
         "routewarden_cache_synced", "routewarden_cache_objects", "routewarden_cache_last_event_age_seconds",

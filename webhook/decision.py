@@ -85,6 +85,27 @@ class Violation:
 
 
 @dataclass(frozen=True, slots=True)
+class ExceptionUse:
+    """A finding a ``TenancyException`` excepted: which exception, which rule, and why."""
+
+    exception: str
+    rule: str
+    policy: str = ""
+    field: str = ""
+    reason: str = ""
+    expires: str = ""
+
+    def render(self) -> str:
+        at = f" at {self.field}" if self.field else ""
+        until = f", until {self.expires}" if self.expires else ""
+        return f"{self.rule}{at} by TenancyException {self.exception} ({self.reason}{until})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"exception": self.exception, "rule": self.rule, "policy": self.policy, "field": self.field,
+                "reason": self.reason, "expires": self.expires or None}
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     """The engine's answer for one admission request."""
 
@@ -97,6 +118,8 @@ class Decision:
     code: int = 200
     reason: str = ""
     message: str = ""
+    # Findings a TenancyException excepted (not in ``violations``): counted and logged.
+    exceptions: tuple[ExceptionUse, ...] = ()
 
     @property
     def denials(self) -> tuple[Violation, ...]:

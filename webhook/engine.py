@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import jsonpatch
@@ -38,6 +39,7 @@ import orjson
 from . import gatewayapi as gw
 from .admission import AdmissionRequest
 from .decision import Decision, Mode, Violation, allowed, from_violations, invalid
+from .policy.exceptions import apply_exceptions
 from .policy.model import PolicySet, TenancyPolicy
 from .rules import attachment, blastradius, gateways, hostnames, listenersets, references, services
 from .rules.context import RuleContext
@@ -84,8 +86,12 @@ def decide(
     *,
     webhook: str = "validate",
     now: float | None = None,
+    at: datetime | None = None,
 ) -> Decision:
-    """Answer one admission request. ``webhook`` is ``validate`` or ``mutate``."""
+    """Answer one admission request. ``webhook`` is ``validate`` or ``mutate``.
+
+    ``now`` is the monotonic time the view's age is measured at, ``at`` the wall-clock
+    time exceptions expire at (both default to the current time)."""
     if webhook == "mutate":
         return mutate(request, policies, state)
     if not request.sub_resource and (request.kind.group, request.kind.kind) == ("", "Service"):
@@ -104,7 +110,12 @@ def decide(
         if why is not None:
             return allowed(warnings=(f"{request.kind.kind} cannot be checked: {exc} ({why})",))
         return invalid(f"{request.kind.kind} cannot be checked: {exc}")
-    return _fold(violations, policies, state, now=now)
+    if not policies.exceptions:
+        return _fold(violations, policies, state, now=now)
+    violations, used, notes = apply_exceptions(violations, policies.exceptions, request,
+                                               state.namespace_labels(request.namespace), now=at or datetime.now(UTC))
+    decision = _fold(violations, policies, state, now=now)
+    return dataclasses.replace(decision, exceptions=used, warnings=decision.warnings + notes)
 
 
 def _once(parse: Callable[[], T]) -> Callable[[], T]:

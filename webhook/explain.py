@@ -19,9 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from . import gatewayapi as gw
+from .offline import synthesize_request
+from .policy.exceptions import applicable
+from .policy.model import PolicySet
+from .policy.placeholders import NamespaceFacts, describe_all, resolve_all
 from .state.store import ClusterState
 
 
@@ -65,6 +70,15 @@ class BackendReport:
 
 
 @dataclass(frozen=True, slots=True)
+class PolicyNote:
+    """What a policy says about the route before any rule runs: how its hostname patterns
+    resolve for the route's namespace, and which exceptions cover it."""
+
+    source: str  # "TenancyPolicy shared-gateway" or "TenancyException catch-all-redirect"
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class RouteReport:
     kind: str
     namespace: str
@@ -74,6 +88,7 @@ class RouteReport:
     parents: tuple[ParentReport, ...]
     backends: tuple[BackendReport, ...]
     error: str = ""
+    policy: tuple[PolicyNote, ...] = ()
 
     @property
     def attached(self) -> bool:
@@ -88,11 +103,30 @@ class RouteReport:
         return any(p.accepted for p in predicted) and not self.attached
 
     @property
+    def headline(self) -> str:
+        """The summary that the parentRef details bear out: attached, not, partly, or unknown."""
+        predicted = [p.accepted for p in self.parents if p.reason != "NotAGateway"]
+        if not self.parents:
+            return "NOT attached"
+        if not predicted:
+            return "attachment not predicted (mesh parents only)"
+        yes, no = predicted.count(True), predicted.count(False)
+        if yes == len(predicted):
+            return "attached"
+        if no == len(predicted):
+            return "NOT attached"
+        if yes:
+            unknown = f", cannot tell for {len(predicted) - yes - no}" if yes + no < len(predicted) else ""
+            return f"attached to {yes} of {len(predicted)} parents{unknown}"
+        return "cannot tell whether attached" if not no else f"NOT attached to {no} parents, cannot tell for the rest"
+
+    @property
     def refs_resolved(self) -> bool:
         return all(b.permitted for b in self.backends)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "attached": self.attached, "partiallyAttached": self.partially_attached,
+                "headline": self.headline,
                 "refsResolved": self.refs_resolved}
 
 
@@ -178,7 +212,8 @@ def _parent(state: ClusterState, ref: gw.ParentRef) -> tuple[str, tuple[gw.Liste
 def explain_parent(route: gw.Route, ref: gw.ParentRef, state: ClusterState) -> ParentReport:
     if not (ref.is_gateway or ref.is_listenerset):
         return ParentReport(ref.describe(), ref.field, False, None, "NotAGateway",
-                            f"{ref.kind}.{ref.group or 'core'} parents are not Gateways; routewarden does not predict them",
+                            f"{ref.kind if not ref.group else f'{ref.kind}.{ref.group}'} parents are not Gateways; "
+                            "routewarden does not predict them",
                             (), ())
     owner, listeners, found = _parent(state, ref)
     if not found:
@@ -253,8 +288,32 @@ def explain_backend(route: gw.Route, ref: gw.ObjectRef, state: ClusterState) -> 
 
 
 # ----------------------------------------------------------------------------- routes
+def policy_notes(obj: Mapping[str, Any], route: gw.Route, state: ClusterState, policies: PolicySet) -> list[PolicyNote]:
+    """How each policy's hostname patterns resolve for the route's namespace, and the
+    exceptions whose match covers the route."""
+    labels = state.namespace_labels(route.namespace)
+    facts = NamespaceFacts.of(route.namespace, state.get("Namespace", "", route.namespace))
+    notes = []
+    for p in policies.tenancy:
+        if not p.hostnames_allowed:
+            continue
+        mine = [a for a in p.hostnames_allowed if a.namespaces.contains(route.namespace, labels)]
+        resolved = resolve_all((t for a in mine for t in a.patterns), facts)
+        notes.append(PolicyNote(f"TenancyPolicy {p.name}",
+                                f"hostnames allowed for namespace {route.namespace}: {describe_all(resolved) or 'none'}"))
+    meta = obj.get("metadata") or {}
+    for e in applicable(policies.exceptions, synthesize_request(obj), labels):
+        state_text = (f"expired on {e.expires_text}, covers nothing" if e.expired(datetime.now(UTC))
+                      else f"until {e.expires_text}" if e.expires_text else "no expiry")
+        notes.append(PolicyNote(f"TenancyException {e.name}",
+                                f"excepts {', '.join(sorted(e.rules))} for {route.kind} {route.namespace}/"
+                                f"{meta.get('name', '')} ({e.reason}; {state_text})"))
+    return notes
+
+
 def explain_route(
-    obj: Mapping[str, Any], state: ClusterState, *, source: str = "", line: int | None = None
+    obj: Mapping[str, Any], state: ClusterState, *, source: str = "", line: int | None = None,
+    policies: PolicySet | None = None,
 ) -> RouteReport:
     meta = obj.get("metadata") or {}
     kind = str(obj.get("kind") or "")
@@ -267,6 +326,7 @@ def explain_route(
         kind=kind, namespace=route.namespace, name=route.name, source=source, line=line,
         parents=tuple(explain_parent(route, ref, state) for ref in route.parent_refs),
         backends=tuple(explain_backend(route, ref, state) for ref in route.backend_refs),
+        policy=tuple(policy_notes(obj, route, state, policies)) if policies is not None else (),
     )
 
 
@@ -275,10 +335,12 @@ def is_route(obj: Mapping[str, Any]) -> bool:
 
 
 def explain(
-    objects: Iterable[tuple[Mapping[str, Any], str, int | None]], state: ClusterState
+    objects: Iterable[tuple[Mapping[str, Any], str, int | None]], state: ClusterState,
+    policies: PolicySet | None = None,
 ) -> list[RouteReport]:
     """A report for every route among (object, source, line) triples; other kinds are skipped."""
-    return [explain_route(obj, state, source=src, line=line) for obj, src, line in objects if is_route(obj)]
+    return [explain_route(obj, state, source=src, line=line, policies=policies)
+            for obj, src, line in objects if is_route(obj)]
 
 
 # ----------------------------------------------------------------------------- listener sets
@@ -405,14 +467,7 @@ def render_text(reports: Iterable[RouteReport]) -> str:
         if r.error:
             lines += [head, f"  cannot be read: {r.error}", ""]
             continue
-        if r.attached:
-            state = "attached"
-        elif r.partially_attached:
-            accepted = sum(1 for p in r.parents if p.accepted)
-            state = f"partially attached ({accepted} of {sum(1 for p in r.parents if p.reason != 'NotAGateway')} parents)"
-        else:
-            state = "NOT attached"
-        lines.append(f"{head}: {state}, references {'resolved' if r.refs_resolved else 'NOT permitted'}")
+        lines.append(f"{head}: {r.headline}, references {'resolved' if r.refs_resolved else 'NOT permitted'}")
         if not r.parents:
             lines.append("  no parentRefs: the route attaches to nothing")
         for p in r.parents:
@@ -434,6 +489,7 @@ def render_text(reports: Iterable[RouteReport]) -> str:
         for b in r.backends:
             verdict = "ok" if b.permitted else "NOT PERMITTED"
             lines.append(f"  backendRef {b.ref} ({b.field}): {verdict}: {b.message}")
+        lines.extend(f"  {note.source}: {note.text}" for note in r.policy)
         lines.append("")
     if not lines:
         return "no routes found\n"

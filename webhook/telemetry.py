@@ -104,6 +104,10 @@ class _Metrics:
             "routewarden_violations", "Rule violations found at admission, by rule and mode.",
             ["rule", "mode"], registry=registry,
         )
+        self.exceptions = Counter(
+            "routewarden_exceptions_used", "Findings a TenancyException excepted at admission, by exception and rule.",
+            ["exception", "rule"], registry=registry,
+        )
         self.patches = Counter(
             "routewarden_patches", "Admission responses that carried a JSON Patch.",
             ["kind"], registry=registry,
@@ -405,6 +409,8 @@ class Telemetry:
         if decision is not None:
             for violation in decision.violations:
                 m.violations.labels(rule=violation.rule, mode=str(violation.mode)).inc()
+            for use in decision.exceptions:
+                m.exceptions.labels(exception=use.exception, rule=use.rule).inc()
             if decision.allowed and decision.patch:
                 m.patches.labels(kind=req["kind"]).inc()
         recording = span.is_recording()
@@ -415,6 +421,7 @@ class Telemetry:
         line = {
             "webhook": rec.webhook, **req, "decision": label, "rules": rules,
             "warnings": len(decision.warnings) if decision else 0,
+            "exceptions": [f"{u.exception}:{u.rule}" for u in decision.exceptions] if decision else [],
             "patch_ops": len(decision.patch) if decision and decision.allowed else 0,
             "latency_ms": round(seconds * 1000, 3),
         }
@@ -463,7 +470,7 @@ class Telemetry:
     def _level(decision: Decision | None) -> int:
         if decision is None:
             return logging.ERROR
-        if not decision.allowed or decision.violations or decision.warnings:
+        if not decision.allowed or decision.violations or decision.warnings or decision.exceptions:
             return logging.INFO
         return logging.DEBUG
 

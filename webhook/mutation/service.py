@@ -128,9 +128,11 @@ def plan_service(
                            if given else ())
     if gateway is None:
         return ServicePlan(**found, warnings=(
-            f"routewarden did not annotate {where}: its {named} ({owner.why}) is not in the cluster view yet; "
-            "it will on the Service's next update"
-            + (" (a loadBalancerClass can only be set at creation)" if operation == "CREATE" else ""),))
+            f"routewarden did not annotate {where}: its {named} ({owner.why}) {state.missing}, so the Service is "
+            "admitted without the ServicePolicy's settings; they are added only when the Service is written again "
+            "after the Gateway is in the view"
+            + (", and a loadBalancerClass only at creation (recreate the Service to get one)"
+               if operation == "CREATE" else ""),))
     desired = desired_service(chosen, gateway)
     create_like = operation == "CREATE" or old is None or _service_type(old) != "LoadBalancer"
     stored = _stored_annotations(old)
@@ -142,7 +144,6 @@ def plan_service(
     lb_class = values.load_balancer_class(desired, spec.get("loadBalancerClass"),
                                           old_spec.get("loadBalancerClass") if isinstance(old_spec, dict) else None)
     etp = desired.external_traffic_policy
-    warnings = [trust.why] if trust.offline and desired.policies else []
     return ServicePlan(
         **found,
         policies=desired.policies,
@@ -151,7 +152,7 @@ def plan_service(
         labels=dict(desired.labels),
         load_balancer_class=lb_class,
         external_traffic_policy=etp if etp and spec.get("externalTrafficPolicy") != etp else None,
-        warnings=tuple(warnings + values.warnings),
+        warnings=tuple(values.warnings),
     )
 
 

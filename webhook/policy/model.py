@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..decision import Mode
-from ..gatewayapi import NAME_LABEL, LabelSelector, hostname_matches, normalize_hostname
+from ..gatewayapi import NAME_LABEL, LabelSelector, hostname_matches
+from .placeholders import normalize_pattern
 
 # rule id -> (section whose mode applies, the default mode when nothing is set)
 RULES: Mapping[str, tuple[str, Mode | None]] = {
@@ -31,6 +32,7 @@ RULES: Mapping[str, tuple[str, Mode | None]] = {
     "hostnames/HostnameRequired": ("hostnames", None),
     "hostnames/HostnameNotAllowed": ("hostnames", None),
     "hostnames/HostnameConflict": ("hostnames", None),
+    "hostnames/HostnameOwnerUnknown": ("hostnames", Mode.WARN),
     "references/RefNotPermitted": ("references", None),
     "gateway/GatewayClassNotAllowed": ("gatewayGuardrails", None),
     "gateway/AllNamespacesNotAllowed": ("gatewayGuardrails", None),
@@ -197,6 +199,11 @@ class TenancyPolicy:
         implementation = Mode.AUDIT if policy_mode is Mode.AUDIT else Mode.WARN
         rule_modes_extra = {"attachment/GatewayNotFound": unknown, "attachment/NamespaceNotFound": unknown,
                             "attachment/ImplementationSpecificProtocol": implementation}
+        # Two undated claimants offline: never a denial of either, at most a warning (audit
+        # when the conflict itself only audits); spec.rules can still set it.
+        conflict = (spec.get("rules") or {}).get("hostnames/HostnameConflict") or sections.get("hostnames") \
+            or spec.get("mode", "enforce")
+        rule_modes_extra["hostnames/HostnameOwnerUnknown"] = Mode.AUDIT if Mode(conflict) is Mode.AUDIT else Mode.WARN
         match = spec.get("match") or {}
         hostnames = spec.get("hostnames") or {}
         references = spec.get("references") or {}
@@ -222,7 +229,7 @@ class TenancyPolicy:
             hostnames_allowed=tuple(
                 HostnameAllowance(
                     NamespaceSet.from_dict(a["namespaces"]) or NamespaceSet(),
-                    tuple(normalize_hostname(p) for p in a["patterns"]),
+                    tuple(normalize_pattern(p) for p in a["patterns"]),
                 )
                 for a in hostnames.get("allowed") or ()
             ),
@@ -233,7 +240,7 @@ class TenancyPolicy:
             ),
             has_class_rules="allowedClasses" in guard,
             allow_all_namespaces=NamespaceSet.from_dict(guard.get("allowAllNamespaces")),
-            listener_domains=tuple(normalize_hostname(d) for d in guard.get("listenerDomains") or ()),
+            listener_domains=tuple(normalize_pattern(d) for d in guard.get("listenerDomains") or ()),
             require_certificate_refs=guard.get("requireCertificateRefs", True),
             stale_max_age=float(stale["maxAgeSeconds"]) if stale.get("maxAgeSeconds") else None,
             exempt=Exemptions(
@@ -251,5 +258,6 @@ class PolicySet:
 
     tenancy: tuple[TenancyPolicy, ...] = ()
     services: tuple[Any, ...] = ()
+    exceptions: tuple[Any, ...] = ()  # TenancyException (policy/exceptions.py)
     sources: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()

@@ -64,7 +64,7 @@ def listenerset_is_accepted(ctx: RuleContext, obj: dict, *, namespace: str) -> I
         if ctx.may_govern(ref):
             yield ctx.violation(
                 "attachment/GatewayNotFound",
-                f"{ref.describe()} does not exist in the cluster (yet), so the ListenerSet cannot be checked against it",
+                f"{ref.describe()} {ctx.state.missing}, so the ListenerSet cannot be checked against it",
                 field="spec.parentRef",
                 subject=ref.subject,
                 fix=f"create {ref.describe()} first, or correct spec.parentRef",
@@ -126,12 +126,13 @@ def route_attaches_to_listeners(ctx: RuleContext, route: gw.Route) -> Iterator[V
         gateway, listeners, owner_ns = parent_listeners(ctx, ref)
         if gateway is None:
             if ctx.may_govern(ref):
+                parent = f"{ref.kind} {ref.namespace}/{ref.name}"
                 findings.append(ctx.violation(
                     "attachment/GatewayNotFound",
-                    f"{ref.describe()} does not exist in the cluster (yet), so the route cannot be checked against it",
+                    f"{parent} {ctx.state.missing}, so the route cannot be checked against it",
                     field=ref.field,
                     subject=ref.subject,
-                    fix=f"create {ref.describe()} first, or correct spec.parentRefs name/namespace",
+                    fix=f"create {parent} first, or correct spec.parentRefs name/namespace",
                 ))
             continue
         governed = ctx.governance(gateway)
@@ -216,8 +217,9 @@ def _attachment_violation(
             field=ref.field,
             subject=ref.subject,
             fix=(
-                f"ask the owners of Gateway {ref.namespace}/{ref.name} to admit namespace {route.namespace} "
-                "(allowedRoutes.namespaces), or attach to a listener that admits it"
+                f"ask the owners of {'ListenerSet' if ref.is_listenerset else 'Gateway'} {ref.namespace}/{ref.name} "
+                f"to admit namespace {route.namespace} (allowedRoutes.namespaces), or attach to a listener that "
+                "admits it"
             ),
         )
     listener_hosts = ", ".join(sorted({v.listener.hostname or "*" for v in attachment.verdicts if v.may_accept}))

@@ -54,14 +54,12 @@ class RuleContext:
         which the view does not hold. Offline, the Namespace is missing from the manifests;
         online, it is not in the cluster (yet: GitOps may apply it in the same sync)."""
         if self.state.offline:
-            where = "is not in the manifests (nor, with --cluster, in the cluster)"
             fix = f"pass the Namespace {namespace} manifest with its labels, or use --cluster"
         else:
-            where = "is not in the cluster view (yet)"
             fix = f"create Namespace {namespace} with its labels before what is in it (an earlier sync wave)"
         return self.violation(
             "attachment/NamespaceNotFound",
-            f"Namespace {namespace} {where}, so {undecided} cannot be decided: it depends on its labels",
+            f"Namespace {namespace} {self.state.missing}, so {undecided} cannot be decided: it depends on its labels",
             field=field,
             fix=fix,
             subject=subject or f"Namespace {namespace}",

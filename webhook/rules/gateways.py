@@ -10,7 +10,9 @@ from collections.abc import Iterator
 
 from .. import gatewayapi as gw
 from ..decision import Violation
+from ..policy.placeholders import describe_all, resolve_all
 from .context import RuleContext
+from .placeholders import namespace_facts
 from .references import references_are_granted
 
 
@@ -68,31 +70,43 @@ def _within(hostname: str, domain: str) -> bool:
     return hostname == domain or hostname.endswith("." + domain) or gw.hostname_matches(domain, hostname)
 
 
+def _bare(hostname: str) -> str:
+    return hostname[2:] if gw.is_wildcard(hostname) else hostname
+
+
 def listener_hostnames_are_in_domains(ctx: RuleContext, gateway: gw.Gateway | gw.ListenerSet) -> Iterator[Violation]:
     """Listener hostnames stay within the domains the platform owns."""
-    domains = ctx.policy.listener_domains
-    if not domains:
+    if not ctx.policy.listener_domains:
         return
+    resolved = resolve_all(ctx.policy.listener_domains, namespace_facts(ctx, gateway.namespace))
+    domains = [r.pattern for r in resolved if r.pattern]
     for listener in gateway.listeners:
         if not listener.matches_hostnames:
             continue  # TCP, UDP, implementation-specific (an Istio waypoint's HBONE): hostname is ignored
+        if any(r.unknown for r in resolved) and not (
+                listener.hostname and any(_within(_bare(listener.hostname), d.removeprefix("*.")) for d in domains)):
+            yield ctx.namespace_unknown(
+                gateway.namespace, f"whether {listener.describe()} is within the allowed domains (a placeholder in "
+                "gatewayGuardrails.listenerDomains)", field=f"{listener.field}.hostname",
+                subject=f"listener {listener.name}")
+            continue
+        described = describe_all(resolved) if len(domains) < len(resolved) else ", ".join(domains)
         if listener.hostname is None:
             yield ctx.violation(
                 "gateway/ListenerHostnameNotAllowed",
-                f"{listener.describe()} has no hostname, so it serves every domain, not only {', '.join(domains)}",
+                f"{listener.describe()} has no hostname, so it serves every domain, not only {described}",
                 field=f"{listener.field}.hostname",
                 subject=f"listener {listener.name} *",
-                fix=f"set a hostname under {', '.join(domains)}",
+                fix=f"set a hostname under {', '.join(domains) or described}",
             )
             continue
-        bare = listener.hostname[2:] if gw.is_wildcard(listener.hostname) else listener.hostname
-        if not any(_within(bare, d.removeprefix("*.")) for d in domains):
+        if not any(_within(_bare(listener.hostname), d.removeprefix("*.")) for d in domains):
             yield ctx.violation(
                 "gateway/ListenerHostnameNotAllowed",
-                f"listener hostname {listener.hostname} is outside the allowed domains {', '.join(domains)}",
+                f"listener hostname {listener.hostname} is outside the allowed domains {described}",
                 field=f"{listener.field}.hostname",
                 subject=f"listener {listener.name} {listener.hostname}",
-                fix=f"use a hostname under {', '.join(domains)}",
+                fix=f"use a hostname under {', '.join(domains) or described}",
             )
 
 

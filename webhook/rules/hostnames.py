@@ -6,9 +6,11 @@ from collections.abc import Iterator
 
 from .. import gatewayapi as gw
 from ..decision import Violation
+from ..policy.placeholders import Resolved, describe_all, resolve_all
 from .attachment import parent_listeners
 from .context import RuleContext
-from .ownership import claim_order, overlapping_routes
+from .ownership import claim_order, claimed_before, overlapping_routes
+from .placeholders import namespace_facts
 
 
 def _governed_gateways(ctx: RuleContext, route: gw.Route) -> list[gw.Gateway]:
@@ -42,6 +44,27 @@ def _hostnames_matter(selected: tuple[gw.Listener, ...]) -> bool:
     return not selected
 
 
+def allowed_patterns(ctx: RuleContext, namespace: str) -> tuple[list[Resolved], list[Resolved]]:
+    """The ``hostnames.allowed`` patterns for ``namespace``, placeholders resolved: those of
+    entries that select it, and those of entries only its unknown labels could decide."""
+    labels = ctx.labels(namespace)
+    verdicts = [(a, a.namespaces.contains(namespace, labels)) for a in ctx.policy.hostnames_allowed]
+    facts = namespace_facts(ctx, namespace)
+    mine = resolve_all((p for a, selected in verdicts if selected for p in a.patterns), facts)
+    maybe = resolve_all((p for a, selected in verdicts if selected is None for p in a.patterns), facts)
+    return mine, maybe
+
+
+def hostname_allowed(mine: list[Resolved], maybe: list[Resolved], hostname: str) -> bool | None:
+    """Whether a pattern of :func:`allowed_patterns` permits ``hostname``; None when only
+    what the view does not know (a namespace's labels or annotations) could tell."""
+    if any(r.permits(hostname) for r in mine):
+        return True
+    if any(r.unknown for r in mine) or any(r.unknown or r.permits(hostname) for r in maybe):
+        return None
+    return False
+
+
 def route_names_hostnames(ctx: RuleContext, route: gw.Route) -> Iterator[Violation]:
     """A route on a governed Gateway lists hostnames instead of catching every name."""
     if not ctx.policy.hostnames_required or route.kind not in gw.HOSTNAME_ROUTE_KINDS or route.hostnames:
@@ -62,20 +85,18 @@ def route_hostnames_are_allowed(ctx: RuleContext, route: gw.Route) -> Iterator[V
     allowances = ctx.policy.hostnames_allowed
     if not allowances or not route.hostnames or not _governed_gateways(ctx, route):
         return
-    labels = ctx.labels(route.namespace)
-    verdicts = [(a, a.namespaces.contains(route.namespace, labels)) for a in allowances]
-    mine = [a for a, selected in verdicts if selected]
-    maybe = [a for a, selected in verdicts if selected is None]  # only the namespace's unknown labels tell
+    mine, maybe = allowed_patterns(ctx, route.namespace)
     for i, hostname in enumerate(route.hostnames):
-        if any(a.permits(hostname) for a in mine):
+        verdict = hostname_allowed(mine, maybe, hostname)
+        if verdict:
             continue
-        if any(a.permits(hostname) for a in maybe):
+        if verdict is None:
             yield ctx.namespace_unknown(route.namespace, f"whether hostname {hostname} is allowed for it "
                                         f"(TenancyPolicy {ctx.policy.name} hostnames.allowed)",
                                         field=f"spec.hostnames[{i}]", subject=hostname)
             continue
-        patterns = sorted({p for a in mine for p in a.patterns})
-        allowed = ", ".join(patterns) if patterns else "none"
+        patterns = [r.pattern for r in mine if r.pattern]
+        allowed = describe_all(mine) or "none"
         yield ctx.violation(
             "hostnames/HostnameNotAllowed",
             f"hostname {hostname} is not allowed for namespace {route.namespace} (allowed: {allowed})",
@@ -108,13 +129,17 @@ def route_hostnames_are_unclaimed(ctx: RuleContext, route: gw.Route, old: gw.Rou
     kept = set(old.hostnames) if old is not None else set()
     for i, hostname in enumerate(route.hostnames):
         added = old is not None and hostname not in kept
-        rivals = [
-            other
+        claimants = {
+            other.key: other
             for other in overlapping_routes(ctx.state, hostname)
             if other.namespace != route.namespace and not other.gateway_keys.isdisjoint(gateways)
-            and (added or claim_order(other) < claim_order(route))
-        ]
+        }.values()
+        # A hostname an UPDATE adds conflicts with every claimant; one the route had, or a
+        # CREATE's, with those that claimed before it (None: offline, nobody can tell).
+        first = {id(o): True if added else claimed_before(ctx.state, o, route) for o in claimants}
+        rivals = [other for other in claimants if first[id(other)]]
         if not rivals:
+            yield from _owner_unknown(ctx, hostname, i, [o for o in claimants if first[id(o)] is None])
             continue
         owner = min(rivals, key=claim_order)
         overlap = [h for h in owner.hostnames if gw.hostname_matches(h, hostname) or gw.hostname_matches(hostname, h)]
@@ -126,3 +151,19 @@ def route_hostnames_are_unclaimed(ctx: RuleContext, route: gw.Route, old: gw.Rou
             subject=hostname,
             fix=f"choose another hostname, or agree with the owners of namespace {owner.namespace} to move it",
         )
+
+
+def _owner_unknown(ctx: RuleContext, hostname: str, index: int, others: list[gw.Route]) -> Iterator[Violation]:
+    """Offline, a claim no date orders: a warning on both claimants, naming each other."""
+    if not others:
+        return
+    names = "; ".join(f"namespace {o.namespace} ({o.describe()})" for o in sorted(others, key=claim_order))
+    yield ctx.violation(
+        "hostnames/HostnameOwnerUnknown",
+        f"hostname {hostname} is also claimed by {names}; ownership cannot be decided offline: neither route "
+        "carries a creationTimestamp, so which one claimed it first is unknown",
+        field=f"spec.hostnames[{index}]",
+        subject=hostname,
+        fix="check against what already exists (routewarden check --baseline <the target branch>, or --cluster): "
+            "then the route that is new is the one denied HostnameConflict",
+    )

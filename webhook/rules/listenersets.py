@@ -33,8 +33,10 @@ from dataclasses import replace
 
 from .. import gatewayapi as gw
 from ..decision import Mode, Violation
+from ..policy.placeholders import describe_all
 from .context import RuleContext
 from .gateways import LISTENER_GUARDRAILS
+from .hostnames import allowed_patterns, hostname_allowed
 from .ownership import overlapping_routes
 
 Owner = gw.Gateway | gw.ListenerSet
@@ -264,16 +266,21 @@ def listener_hostnames_are_owned(
     if listener_set.namespace == gateway.namespace:
         return
     allowances = ctx.policy.hostnames_allowed
-    labels = ctx.labels(listener_set.namespace)
-    mine = [a for a in allowances if a.namespaces.contains(listener_set.namespace, labels)]
-    patterns = ", ".join(sorted({p for a in mine for p in a.patterns})) or "none"
+    mine, maybe = allowed_patterns(ctx, listener_set.namespace)
+    patterns = describe_all(mine) or "none"
     previous = {listener.hostname for listener in old.listeners} if old is not None else set()
     own = _claim_order("ListenerSet", listener_set.meta)
     for listener in listener_set.listeners:
         hostname = listener.hostname
         if listener.protocol not in gw.HOSTNAME_PROTOCOLS or (old is not None and hostname in previous):
             continue
-        if allowances and (hostname is None or not any(a.permits(hostname) for a in mine)):
+        verdict = hostname_allowed(mine, maybe, hostname) if hostname is not None else False
+        if allowances and verdict is None:
+            yield ctx.namespace_unknown(
+                listener_set.namespace, f"whether hostname {hostname} of {listener.describe()} is allowed for it "
+                f"(TenancyPolicy {ctx.policy.name} hostnames.allowed)", field=f"{listener.field}.hostname",
+                subject=f"listener {listener.name}")
+        elif allowances and not verdict:
             what = (f"hostname {hostname} of {listener.describe()} is not allowed" if hostname else
                     f"{listener.describe()} has no hostname, so it serves every hostname on its port, which is not "
                     "allowed")

@@ -19,7 +19,7 @@ from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from .. import gatewayapi as gw
-from .kinds import KINDS_BY_NAME, ROUTE_KINDS
+from .kinds import KINDS_BY_NAME, ROUTE_KINDS, group_of, watched_kind_of
 
 log = logging.getLogger("routewarden.state")
 
@@ -76,6 +76,11 @@ class ClusterState:
         # namespace -> labels as namespace_labels() answers them; dropped when the Namespace changes
         self._namespace_labels: dict[str, dict[str, str]] = {}
         self.offline = False
+        # How messages say an object is not in this view: offline views come from manifests.
+        self.missing = "is not in the cluster view (yet)"
+        # Offline only: (kind, namespace, name) of the objects a change adds over its
+        # baseline, newer than everything else in the view (rules/ownership.py).
+        self.added: set[tuple[str, str, str]] = set()
         self.rejected: dict[tuple[str, str, str], str] = {}
         self._synced: set[str] = set()
         self._expected: set[str] = set(expected_kinds)
@@ -90,7 +95,15 @@ class ClusterState:
 
     # ------------------------------------------------------------------ writers
     def apply(self, kind: str, obj: dict[str, Any]) -> None:
-        """Insert or replace one object (a watch ADDED/MODIFIED event)."""
+        """Insert or replace one object (a watch ADDED/MODIFIED event).
+
+        An object whose ``apiVersion`` names another API group than ``kind``'s (an Istio
+        ``networking.istio.io`` Gateway) is another object: it never replaces one here.
+        """
+        watched = KINDS_BY_NAME.get(kind)
+        group = group_of(obj)
+        if watched is not None and group is not None and group != watched.group:
+            return
         key = _key(obj)
         self._unindex(kind, key)
         stored = slim(obj)
@@ -370,10 +383,11 @@ class ClusterState:
         """An offline view: every known kind counts as synced."""
         state = cls()
         state.offline = True
+        state.missing = "is not in the manifests"
         for obj in objects:
-            kind = obj.get("kind")
-            if isinstance(kind, str) and kind in KINDS_BY_NAME:
-                state.apply(kind, obj)
+            watched = watched_kind_of(obj)
+            if watched is not None:
+                state.apply(watched.kind, obj)
         for kind in KINDS_BY_NAME:
             state.mark_synced(kind)
         return state
