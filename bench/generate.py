@@ -37,6 +37,12 @@ USER = {
     "uid": "5b1b8a4e-0000-4000-8000-000000000001",
     "groups": ["system:serviceaccounts", "system:serviceaccounts:argocd", "system:authenticated"],
 }
+# Cilium's operator writes the Services it generates (routewarden annotates only the controller's own writes).
+CILIUM_OPERATOR = {
+    "username": "system:serviceaccount:kube-system:cilium-operator",
+    "uid": "5b1b8a4e-0000-4000-8000-000000000002",
+    "groups": ["system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"],
+}
 WORKLOADS = ("route-create", "route-update", "service-update")
 # The mixed load: what one apiserver sends while teams deploy (validate) and gateway
 # controllers reconcile their Services (mutate).
@@ -178,13 +184,13 @@ def _managed_fields(manager: str) -> list[dict[str, Any]]:
 
 
 def review(obj: dict[str, Any], *, kind: dict[str, str], resource: str, operation: str,
-           old: dict[str, Any] | None, rng: random.Random) -> dict[str, Any]:
+           old: dict[str, Any] | None, rng: random.Random, user: dict[str, Any] = USER) -> dict[str, Any]:
     meta = obj["metadata"]
     gvr = {"group": kind["group"], "version": kind["version"], "resource": resource}
     options_kind = "CreateOptions" if operation == "CREATE" else "UpdateOptions"
     return {"kind": "AdmissionReview", "apiVersion": "admission.k8s.io/v1", "request": {
         "uid": _uid(rng), "kind": kind, "resource": gvr, "requestKind": kind, "requestResource": gvr,
-        "name": meta["name"], "namespace": meta["namespace"], "operation": operation, "userInfo": USER,
+        "name": meta["name"], "namespace": meta["namespace"], "operation": operation, "userInfo": user,
         "object": obj, "oldObject": old, "dryRun": False,
         "options": {"kind": options_kind, "apiVersion": "meta.k8s.io/v1", "fieldManager": "argocd-controller"}}}
 
@@ -236,7 +242,8 @@ def service_update(n: int, size: Size, rng: random.Random) -> dict[str, Any]:
     g = rng.randrange(size.gateways)
     old = generated_service(g, annotations={"external-dns.alpha.kubernetes.io/hostname": "*.example.com"})
     new = generated_service(g, annotations={})
-    return review(new, kind=SERVICE_KIND, resource="services", operation="UPDATE", old=old, rng=rng)
+    return review(new, kind=SERVICE_KIND, resource="services", operation="UPDATE", old=old, rng=rng,
+                  user=CILIUM_OPERATOR)
 
 
 def reviews(workload: str, count: int, size: Size, seed: int = 1) -> list[tuple[str, dict[str, Any]]]:

@@ -8,8 +8,10 @@ to it:
 - list with ``limit``/``continue`` (consistent pages, expiring on compaction),
   ``labelSelector`` (equality and existence terms) and ``fieldSelector`` (equality);
 - watch (``?watch=true``): chunked, one JSON event per line, a bounded event history
-  to resume from, ``BOOKMARK`` events, an ``ERROR`` event with a 410 Status when the
-  requested resourceVersion is older than the history (or HTTP 410, if asked);
+  to resume from, ``BOOKMARK`` events (only on request, and, as kube-apiserver, only to
+  a watch the resourceVersion has moved past: a kind nobody writes gets none), an
+  ``ERROR`` event with a 410 Status when the requested resourceVersion is older than
+  the history (or HTTP 410, if asked), the end of the stream at ``timeoutSeconds``;
 - single objects: GET, POST (create), PUT (update, with resourceVersion conflicts),
   PATCH (merge, strategic-merge treated as merge, JSON patch), DELETE;
 - field ownership (``metadata.managedFields``) and server-side apply as kube-apiserver
@@ -22,7 +24,9 @@ to it:
 - a watch with a selector sees an object that starts matching as ADDED and one that
   stops matching as DELETED, as the watch cache sends them;
 - faults: drop open watches mid-event, answer an HTTP error N times, delay answers,
-  CRDs that 404 until :meth:`FakeKubeAPI.install`.
+  CRDs that 404 until :meth:`FakeKubeAPI.install`, and a frozen server
+  (:meth:`FakeKubeAPI.freeze`, as a SIGSTOPped kube-apiserver: connections are accepted
+  and kept open, nothing is answered, open watches neither deliver nor end).
 
 Objects live under (group, plural, namespace, name) and are served in any registered
 version of their resource. Every change bumps one global resourceVersion, as etcd does.
@@ -48,6 +52,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Self
 
 import jsonpatch
@@ -109,6 +114,7 @@ class _Watcher:
     selector: list[tuple[str, str, str]]
     bookmarks: bool
     fields: list[tuple[str, str, str]] = field(default_factory=list)
+    rv: int = 0  # the newest resourceVersion the watch has been sent at its start
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
     dropped: bool = False
 
@@ -163,10 +169,13 @@ class FakeKubeAPI:
         self._ssl = ssl_context
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thawed: asyncio.Event | None = None  # cleared while the server is frozen
         self.url = ""
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> str:
+        self._thawed = asyncio.Event()
+        self._thawed.set()
         app = web.Application(middlewares=[self._middleware], client_max_size=8 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
@@ -179,6 +188,8 @@ class FakeKubeAPI:
         return self.url
 
     async def close(self) -> None:
+        if self._thawed is not None:
+            self._thawed.set()
         for watcher in list(self._watchers):
             watcher.queue.put_nowait(None)
         if self._runner is not None:
@@ -206,6 +217,16 @@ class FakeKubeAPI:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(10)
             loop.close()
+
+    def write_kubeconfig(self, path: Path) -> Path:
+        """A kubeconfig for this server (plain HTTP, a bearer token nobody checks) at ``path``."""
+        path.write_text(json.dumps({
+            "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+            "users": [{"name": "fake", "user": {"token": "t"}}],
+            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
+        }))
+        return path
 
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run ``fn`` on the server's loop (watch queues belong to it) and return its result."""
@@ -346,12 +367,38 @@ class FakeKubeAPI:
         return self._call(run)
 
     def send_bookmarks(self) -> None:
-        """A BOOKMARK with the current resourceVersion on every watch that allows them."""
+        """A BOOKMARK with the current resourceVersion on every watch that allows them and
+        that this resourceVersion is newer than the one the watch started at.
+
+        kube-apiserver's watch cache sends a bookmark about once a minute, and just before
+        the watch's timeout, but only once its own resourceVersion has moved past the
+        watch's: an event of the kind, or etcd's progress notification (every 10 minutes
+        by default). Calling this is that moment; a kind nobody writes gets no bookmark.
+        """
         def run() -> None:
             for watcher in self._watchers:
-                if watcher.bookmarks and not watcher.dropped:
+                if watcher.bookmarks and not watcher.dropped and self._rv > watcher.rv:
                     watcher.queue.put_nowait(_BOOKMARK)
         self._call(run)
+
+    def freeze(self) -> None:
+        """Stop answering, as a kube-apiserver stopped with SIGSTOP: connections are still
+        accepted and kept open, requests wait unanswered, open watches send nothing and do
+        not end at their timeout."""
+        self._call(self._frozen_event().clear)
+
+    def thaw(self) -> None:
+        """Answer again (SIGCONT): waiting requests are served, overdue watches end."""
+        self._call(self._frozen_event().set)
+
+    @property
+    def frozen(self) -> bool:
+        return not self._frozen_event().is_set()
+
+    def _frozen_event(self) -> asyncio.Event:
+        if self._thawed is None:
+            raise RuntimeError("the fake apiserver is not started")
+        return self._thawed
 
     def fail_next(self, count: int, *, status: int = 500, match: str | Callable[[web.Request], bool] = "") -> None:
         """Answer the next ``count`` requests matching ``match`` (a substring of the path and
@@ -451,6 +498,7 @@ class FakeKubeAPI:
     # ------------------------------------------------------------------ HTTP
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Callable) -> web.StreamResponse:
+        await self._frozen_event().wait()
         self.requests.append((request.method, request.path, dict(request.query)))
         self.authorizations.append(request.headers.get("Authorization", ""))
         self.calls.append(Call(time.monotonic(), request.method, request.path, dict(request.query),
@@ -684,7 +732,7 @@ class FakeKubeAPI:
             raise APIError(410, "Expired", f"too old resource version: {asked} ({self._oldest_rv})")
         watcher = _Watcher(res, version, namespace, _parse_selector(query.get("labelSelector", "")),
                            query.get("allowWatchBookmarks") in ("true", "1"),
-                           _parse_fields(query.get("fieldSelector", "")))
+                           fields=_parse_fields(query.get("fieldSelector", "")))
         resp = web.StreamResponse(headers={"Content-Type": "application/json"})
         resp.enable_chunked_encoding()
         await resp.prepare(request)
@@ -696,21 +744,27 @@ class FakeKubeAPI:
         self._watchers.add(watcher)
         if asked in ("", "0"):
             backlog = [_Event(self._rv, "ADDED", res, o) for o in self._selected(request, res, namespace)]
+            watcher.rv = self._rv
         else:
             backlog = [seen for e in self._history if e.rv > int(asked) and (seen := watcher.view(e)) is not None]
+            watcher.rv = max([int(asked), *(e.rv for e in backlog)])
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout if timeout else None
+        thawed = self._frozen_event()
         try:
             for event in backlog:
                 await self._send(resp, self._event_json(event, version))
             while True:
                 remaining = None if deadline is None else deadline - loop.time()
                 if remaining is not None and remaining <= 0:
+                    await thawed.wait()  # a frozen server does not end its watches either
                     break
                 try:
                     item = await asyncio.wait_for(watcher.queue.get(), remaining)
                 except TimeoutError:
+                    await thawed.wait()
                     break
+                await thawed.wait()
                 if item is None:
                     break
                 if item is _DROP:
@@ -831,28 +885,28 @@ def _fields_match(terms: list[tuple[str, str, str]], obj: Obj) -> bool:
 
 
 # ---------------------------------------------------------------------------- field ownership
-Path = tuple[str, ...]
-Owners = dict[tuple[str, str], set[Path]]  # (manager, operation) -> leaf paths
+FieldPath = tuple[str, ...]
+Owners = dict[tuple[str, str], set[FieldPath]]  # (manager, operation) -> leaf paths
 # Fields nobody owns: identity, server-set metadata, status.
-_UNOWNED: tuple[Path, ...] = (("apiVersion",), ("kind",), ("status",), ("metadata", "name"),
+_UNOWNED: tuple[FieldPath, ...] = (("apiVersion",), ("kind",), ("status",), ("metadata", "name"),
                               ("metadata", "namespace"), ("metadata", "uid"), ("metadata", "resourceVersion"),
                               ("metadata", "generation"), ("metadata", "creationTimestamp"),
                               ("metadata", "managedFields"))
 
 
-def _leaves(obj: Any, prefix: Path = ()) -> dict[Path, Any]:
+def _leaves(obj: Any, prefix: FieldPath = ()) -> dict[FieldPath, Any]:
     """Every leaf of ``obj`` by path: maps are walked key by key, lists are one value."""
     if prefix in _UNOWNED:
         return {}
     if not isinstance(obj, dict) or (not obj and prefix):
         return {prefix: obj} if prefix else {}
-    out: dict[Path, Any] = {}
+    out: dict[FieldPath, Any] = {}
     for key, value in obj.items():
         out.update(_leaves(value, (*prefix, key)))
     return out
 
 
-def _fields_v1(paths: set[Path]) -> Obj:
+def _fields_v1(paths: set[FieldPath]) -> Obj:
     out: Obj = {}
     for path in sorted(paths):
         node = out
@@ -861,8 +915,8 @@ def _fields_v1(paths: set[Path]) -> Obj:
     return out
 
 
-def _paths(fields: Obj, prefix: Path = ()) -> set[Path]:
-    out: set[Path] = set()
+def _paths(fields: Obj, prefix: FieldPath = ()) -> set[FieldPath]:
+    out: set[FieldPath] = set()
     for key, value in fields.items():
         if not key.startswith("f:"):
             continue
@@ -910,7 +964,7 @@ def _take(owners: Owners, me: tuple[str, str], old: Obj, new: Obj) -> None:
     owners.setdefault(me, set()).update(changed)
 
 
-def _delete(obj: Obj, path: Path) -> None:
+def _delete(obj: Obj, path: FieldPath) -> None:
     """Remove the leaf at ``path`` and the maps it leaves empty (Go omits empty maps)."""
     parents = [obj]
     for part in path[:-1]:
@@ -921,7 +975,7 @@ def _delete(obj: Obj, path: Path) -> None:
             parents[depth - 1].pop(path[depth - 1], None)
 
 
-def _set(obj: Obj, path: Path, value: Any) -> None:
+def _set(obj: Obj, path: FieldPath, value: Any) -> None:
     for part in path[:-1]:
         obj = obj.setdefault(part, {})
     obj[path[-1]] = copy.deepcopy(value)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from webhook.explain import explain
+from webhook.explain import RouteReport, explain
 from webhook.policy.loader import load_paths
 from webhook.reconcile.report import explain_services, render_services
 from webhook.state.manifests import load_manifests
@@ -144,12 +144,16 @@ def test_explain_on_a_service_shows_what_the_reconciler_would_apply() -> None:
     reports = {f"{s['namespace']}/{s['name']}": s for s in json.loads(proc.stdout)["services"]}
     generated = reports["infra/cilium-gateway-shared"]
     assert generated["reconciled"] and generated["gateway"] == "infra/shared" and generated["ownership_known"]
+    hostnames = "*.example.com,shop.example.com"
     assert [(c["action"], c["path"], c["value"]) for c in generated["changes"]] == [
-        ("set", "metadata.annotations[external-dns.alpha.kubernetes.io/hostname]", "*.example.com,shop.example.com"),
+        ("set", "metadata.annotations[external-dns.alpha.kubernetes.io/hostname]", hostnames),
+        ("set", "metadata.annotations[routewarden.dev/external-dns-hostname]",
+         f"external-dns.alpha.kubernetes.io/hostname={hostnames}"),
         ("remove", "metadata.annotations[example.com/retired]", None),
     ]
     assert generated["apply"]["metadata"]["annotations"] == {
-        "external-dns.alpha.kubernetes.io/hostname": "*.example.com,shop.example.com",
+        "external-dns.alpha.kubernetes.io/hostname": hostnames,
+        "routewarden.dev/external-dns-hostname": f"external-dns.alpha.kubernetes.io/hostname={hostnames}",
         "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
     }
     assert generated["fieldManager"] == "routewarden" and generated["force"] is False
@@ -175,3 +179,28 @@ def test_explain_on_a_service_without_policies_says_so(tmp_path: Path) -> None:
                           cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 2 and "no policies" in proc.stderr
+
+
+def scenario_reports(*paths: str) -> dict[str, RouteReport]:
+    found = load_manifests([REPO / "tests/scenarios" / p for p in paths])
+    state = ClusterState.from_objects(m.obj for m in found)
+    return {f"{r.namespace}/{r.name}": r for r in explain([(m.obj, m.path, m.line) for m in found], state)}
+
+
+def test_a_route_on_an_implementation_specific_listener_is_unknown_as_check_warns() -> None:
+    """A waypoint's HBONE listener: explain says the implementation decides, check only warns."""
+    reports = scenario_reports("_shared/cluster.yaml", "mesh/cluster.yaml", "mesh/resources.yaml")
+    [parent] = reports["bookinfo/reviews"].parents
+    assert parent.accepted is None and "implementation" in parent.message
+    [listener] = parent.listeners
+    assert listener.kind_allowed is None and any("implementation-specific" in w for w in listener.why_not)
+    assert reports["apples/intruder"].parents[0].accepted is False
+
+
+def test_a_route_refused_by_one_parent_and_accepted_by_another_is_partially_attached() -> None:
+    """The controller accepts it where it attaches: explain says so, parent by parent."""
+    reports = scenario_reports("_shared/cluster.yaml", "listenersets/cluster.yaml", "partial-attachment")
+    report = reports["apples/two-listeners"]
+    assert [p.accepted for p in report.parents] == [True, False]
+    assert report.partially_attached and not report.attached
+    assert not reports["cherries/nowhere"].partially_attached

@@ -51,7 +51,7 @@ def test_a_broken_expectation_in_a_copied_scenario_fails(tmp_path: Path) -> None
     proc = run(str(folder))
     assert proc.returncode == 1
     assert "1 failed, 0 broken" in proc.stdout
-    assert "HTTPRoute/apples/granted (CREATE): expected deny, got allow" in proc.stdout
+    assert "HTTPRoute/apples/granted (CREATE): expected deny by no rule, got allow by no rule" in proc.stdout
 
 
 def test_a_broken_test_definition_exits_2() -> None:
@@ -64,10 +64,13 @@ def test_a_broken_test_definition_exits_2() -> None:
 @pytest.mark.parametrize(
     "fields, problem",
     [
-        ({"requests": ["just-a-string"]}, "requests[0]: expected a mapping"),
-        ({"requests": [{"operation": "CREATE", "object": [1, 2]}]}, "requests[0]: object must be a mapping"),
-        ({"requests": [{"operation": "PATCH", "object": {"kind": "HTTPRoute"}}]}, "operation must be one of"),
-        ({"resources": 5}, "resources must be a list"),
+        ({"requests": ["just-a-string"]}, "requests[0]: 'just-a-string' is not of type 'object'"),
+        ({"requests": [{"operation": "CREATE", "object": [1, 2]}]}, "requests[0].object: [1, 2] is not of type 'object'"),
+        ({"requests": [{"operation": "PATCH", "object": {"kind": "HTTPRoute"}}]},
+         "requests[0].operation: 'PATCH' is not one of"),
+        ({"resources": 5}, "resources: 5 is not of type 'array'"),
+        ({"results": [{"resource": "HTTPRoute/apples/shop", "result": "allowed"}]}, "results[0].result: 'allowed'"),
+        ({"expected": []}, "Additional properties are not allowed ('expected' was unexpected)"),
     ],
 )
 def test_a_malformed_test_definition_is_broken_not_a_crash(tmp_path: Path, fields: dict, problem: str) -> None:

@@ -27,6 +27,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from webhook.engine import VALIDATED_OPERATIONS
 from webhook.mutation import implementations
 from webhook.policy.loader import policy_files
 from webhook.state.kinds import GATEWAY_GROUP, WATCHED_KINDS
@@ -220,7 +221,7 @@ def test_every_webhook_excludes_the_control_plane_and_routewarden_namespaces(ove
 def test_every_webhook_has_no_side_effects_a_short_timeout_and_speaks_v1(overlay: str) -> None:
     """sideEffects None (dry runs work), timeout at most 5 s, AdmissionReview v1 only."""
     found = list(webhooks(render(overlay)))
-    assert len(found) == 3
+    assert len(found) == 4
     for _, hook in found:
         assert hook["sideEffects"] == "None"
         assert 1 <= hook["timeoutSeconds"] <= 5
@@ -232,6 +233,7 @@ def test_every_webhook_has_no_side_effects_a_short_timeout_and_speaks_v1(overlay
     ("name", "failure_policy", "reinvocation"),
     [
         ("validate.routewarden.dev", "Fail", None),
+        ("services.validate.routewarden.dev", "Ignore", None),
         ("services.mutate.routewarden.dev", "Ignore", "IfNeeded"),
         ("gateways.mutate.routewarden.dev", "Ignore", "Never"),
     ],
@@ -240,16 +242,25 @@ def test_every_webhook_has_no_side_effects_a_short_timeout_and_speaks_v1(overlay
 def test_each_webhook_has_its_chosen_failure_policy(
     overlay: str, name: str, failure_policy: str, reinvocation: str | None
 ) -> None:
-    """Validation fails closed; mutations fail open; the Service mutation is reinvoked if needed."""
+    """Gateway API validation fails closed; Service validation and mutations fail open (gateway controllers
+    write Services to provision traffic); the Service mutation is reinvoked if needed."""
     hook = next(h for _, h in webhooks(render(overlay)) if h["name"] == name)
     assert hook["failurePolicy"] == failure_policy
     assert hook.get("reinvocationPolicy") == reinvocation
 
 
+SERVICE_WEBHOOKS = ("services.mutate.routewarden.dev", "services.validate.routewarden.dev")
+
+
+def match_conditions_of(overlay: str, name: str) -> list[Obj]:
+    return next(h for _, h in webhooks(render(overlay)) if h["name"] == name)["matchConditions"]
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_webhook_rules_are_narrow(overlay: str) -> None:
-    """No wildcard, no subresource, no cluster scope, and no core kind but Services (mutation only)."""
-    for kind, hook in webhooks(render(overlay)):
+    """No wildcard, no subresource, no cluster scope, and no core kind but Services, only in the two Service
+    webhooks, which fail open and are filtered by matchConditions."""
+    for _, hook in webhooks(render(overlay)):
         for rule in hook["rules"]:
             for field in ("apiGroups", "apiVersions", "resources", "operations"):
                 assert "*" not in rule[field], (hook["name"], field)
@@ -257,21 +268,41 @@ def test_webhook_rules_are_narrow(overlay: str) -> None:
             assert rule["scope"] == "Namespaced"
             assert "CONNECT" not in rule["operations"]
             if rule["apiGroups"] == [""]:
-                assert kind == "MutatingWebhookConfiguration"
+                assert hook["name"] in SERVICE_WEBHOOKS and hook["failurePolicy"] == "Ignore"
+                assert hook["matchConditions"][:2] == match_conditions_of(overlay, "services.mutate.routewarden.dev")
                 assert rule["resources"] == ["services"] and rule["apiVersions"] == ["v1"]
                 assert set(rule["operations"]) == {"CREATE", "UPDATE"}
             else:
                 assert rule["apiGroups"] == [GATEWAY_GROUP]
 
 
+def validated_operations(hook: Obj) -> dict[str, set[str]]:
+    """resource -> the operations the webhook's rules send for it."""
+    out: dict[str, set[str]] = {}
+    for rule in hook["rules"]:
+        for resource in rule["resources"]:
+            out.setdefault(resource, set()).update(rule["operations"])
+    return out
+
+
 def test_the_validating_webhook_covers_every_gateway_api_kind_and_version_the_view_reads() -> None:
     """Rules and the cluster view agree: every namespaced Gateway API kind, in every known version."""
-    hook = next(h for k, h in webhooks(render("base")) if k == "ValidatingWebhookConfiguration")
+    hook = next(h for _, h in webhooks(render("base")) if h["name"] == "validate.routewarden.dev")
     kinds = [k for k in WATCHED_KINDS if k.group == GATEWAY_GROUP and k.namespaced]
-    (rule,) = hook["rules"]
-    assert set(rule["resources"]) == {k.plural for k in kinds}
-    assert {v for k in kinds for v in k.versions} <= set(rule["apiVersions"])
-    assert set(rule["operations"]) == {"CREATE", "UPDATE", "DELETE"}
+    assert set(validated_operations(hook)) == {k.plural for k in kinds}
+    for rule in hook["rules"]:
+        assert {v for k in kinds for v in k.versions} <= set(rule["apiVersions"])
+
+
+def test_the_validating_webhook_sends_exactly_the_operations_the_rules_read() -> None:
+    """The configuration and the engine's dispatch agree kind by kind: an operation no rule
+    reads (a route DELETE) never waits for the fail-closed webhook, and every one a rule
+    reads (a Gateway or ReferenceGrant DELETE: blast radius) is sent."""
+    hook = next(h for k, h in webhooks(render("base")) if k == "ValidatingWebhookConfiguration")
+    plurals = {k.plural: k.kind for k in WATCHED_KINDS if k.group == GATEWAY_GROUP and k.namespaced}
+    sent = {plurals[resource]: ops for resource, ops in validated_operations(hook).items()}
+    assert sent == {kind: set(ops) for kind, ops in VALIDATED_OPERATIONS.items()}
+    assert "DELETE" not in sent["HTTPRoute"] and "DELETE" in sent["Gateway"]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -288,11 +319,18 @@ def test_webhooks_call_the_routewarden_service_on_its_paths(overlay: str) -> Non
         assert ref["path"] == ("/validate" if kind == "ValidatingWebhookConfiguration" else "/mutate")
 
 
-def test_the_service_mutation_is_filtered_by_match_conditions() -> None:
-    """Services are a core kind: the Service webhook must carry matchConditions, LoadBalancer first."""
-    hook = next(h for _, h in webhooks(render("base")) if h["name"] == "services.mutate.routewarden.dev")
-    names = [c["name"] for c in hook["matchConditions"]]
-    assert names == ["load-balancer", "generated-by-gateway-controller"]
+@pytest.mark.parametrize(
+    ("name", "conditions"),
+    [
+        ("services.mutate.routewarden.dev", ["load-balancer", "generated-by-gateway-controller"]),
+        ("services.validate.routewarden.dev", ["load-balancer", "generated-by-gateway-controller", "brings-the-marks"]),
+    ],
+)
+def test_the_service_webhooks_are_filtered_by_match_conditions(name: str, conditions: list[str]) -> None:
+    """Services are a core kind: both Service webhooks carry matchConditions, LoadBalancer first; validation
+    sees only the writes that bring the marks."""
+    hook = next(h for _, h in webhooks(render("base")) if h["name"] == name)
+    assert [c["name"] for c in hook["matchConditions"]] == conditions
 
 
 # --------------------------------------------------------------------------- CEL on real requests
@@ -347,6 +385,41 @@ def test_only_services_generated_by_a_gateway_controller_reach_the_mutation(requ
     assert matches("services.mutate.routewarden.dev", request_) is expected
 
 
+def with_change(request_: Obj, change: str) -> Obj:
+    """A captured Service UPDATE with one more change to the new object."""
+    request_ = copy.deepcopy(request_)
+    obj, old = request_["object"], request_["oldObject"]
+    if change == "label":
+        obj["metadata"]["labels"]["gateway.envoyproxy.io/owning-gateway-name"] = "other"
+    elif change == "owner":
+        obj["metadata"]["ownerReferences"] = [GATEWAY_OWNER]
+    elif change == "type":
+        old["spec"]["type"] = "ClusterIP"
+    elif change == "finalizer":
+        obj["metadata"]["finalizers"] = ["service.kubernetes.io/load-balancer-cleanup"]
+    return request_
+
+
+@pytest.mark.parametrize(
+    ("request_", "expected"),
+    [
+        pytest.param(review("service-create-generated-loadbalancer.validate"), True, id="captured-create"),
+        pytest.param(review("service-update-annotation-removed.validate"), False, id="captured-annotation-update"),
+        pytest.param(with_change(review("service-update-annotation-removed.validate"), "label"), True, id="label"),
+        pytest.param(with_change(review("service-update-annotation-removed.validate"), "owner"), True, id="owner"),
+        pytest.param(with_change(review("service-update-annotation-removed.validate"), "type"), True, id="type"),
+        pytest.param(with_change(review("service-update-annotation-removed.validate"), "finalizer"), False,
+                     id="cloud-finalizer"),
+        pytest.param(review("service-create-clusterip.validate"), False, id="captured-clusterip"),
+        pytest.param(service(labels={"gateway.envoyproxy.io/owning-gateway-name": "eg"}), True, id="look-alike"),
+    ],
+)
+def test_only_writes_that_bring_a_controllers_marks_reach_service_validation(request_: Obj, expected: bool) -> None:
+    """The Service validation conditions, on real and built requests: a CREATE, or an UPDATE that changes the
+    labels, ownerReferences or the type; not the updates that leave the marks as they were."""
+    assert matches("services.validate.routewarden.dev", request_) is expected
+
+
 @pytest.mark.parametrize("label", sorted({
     implementations.GATEWAY_NAME, implementations.CILIUM_OWNING_GATEWAY, implementations.ISTIO_MANAGED,
     implementations.ISTIO_GATEWAY_NAME, implementations.ENVOY_GATEWAY_NAME, implementations.CONTOUR_OWNING_GATEWAY,
@@ -358,6 +431,7 @@ def test_every_label_the_mutation_recognises_passes_the_match_conditions(label: 
     labelled = service(labels={label: value})
     assert implementations.implementation_of(labelled["object"]["metadata"]["labels"], []) is not None
     assert matches("services.mutate.routewarden.dev", labelled)
+    assert matches("services.validate.routewarden.dev", labelled)
 
 
 def as_user(request: Obj, username: str) -> Obj:
@@ -392,6 +466,13 @@ def captured(webhook: str) -> list[str]:
 def test_every_captured_request_evaluates_the_validating_conditions_without_error(name: str) -> None:
     """On every real request the conditions evaluate to a boolean (an error would fail the write)."""
     assert matches("validate.routewarden.dev", review(name)) is True
+
+
+@pytest.mark.parametrize("name", [n for n in captured("validate") + captured("mutate") if n.startswith("service-")])
+@pytest.mark.parametrize("webhook", SERVICE_WEBHOOKS)
+def test_every_captured_service_request_evaluates_the_service_conditions_without_error(webhook: str, name: str) -> None:
+    """On every real Service request both Service webhooks' conditions evaluate to booleans."""
+    assert isinstance(matches(webhook, review(name)), bool)
 
 
 # --------------------------------------------------------------------------- workload

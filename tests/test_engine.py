@@ -11,7 +11,7 @@ import yaml
 
 from webhook.admission import AdmissionRequest, UserInfo, parse_review
 from webhook.decision import Mode
-from webhook.engine import decide
+from webhook.engine import VALIDATED_OPERATIONS, decide
 from webhook.offline import synthesize_request
 from webhook.policy.loader import load_documents
 from webhook.state.store import ClusterState
@@ -203,3 +203,17 @@ def test_the_same_finding_from_two_policies_keeps_the_strictest_mode() -> None:
     assert not decision.allowed and decision.reason == "HostnameRequired"
     assert [(v.rule, v.mode, v.policy) for v in decision.violations] == [
         ("hostnames/HostnameRequired", Mode.ENFORCE, "b-strict")]
+
+
+@pytest.mark.parametrize("kind", ["HTTPRoute", "GRPCRoute", "TLSRoute", "TCPRoute", "UDPRoute", "ListenerSet",
+                                  "Gateway", "ReferenceGrant"])
+@pytest.mark.parametrize("operation", ["CREATE", "UPDATE", "DELETE"])
+def test_only_the_operations_a_rule_reads_are_judged(kind: str, operation: str) -> None:
+    """VALIDATED_OPERATIONS is the dispatch: what it leaves out (a route DELETE) is allowed untouched."""
+    # Labels of the wrong type: any rule that reads the object refuses it as malformed.
+    obj = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": kind,
+           "metadata": {"name": "x", "namespace": "apples", "labels": "not-a-map"}, "spec": {}}
+    request = synthesize_request(None if operation == "DELETE" else obj, operation=operation,
+                                 old=None if operation == "CREATE" else {**obj, "spec": {"changed": True}})
+    decision = decide(request, policies(), ClusterState.from_objects(CLUSTER))
+    assert (decision.code == 400) is (operation in VALIDATED_OPERATIONS[kind]), decision

@@ -251,8 +251,6 @@ def test_an_unknown_namespace_is_accepted_provisionally_and_flagged() -> None:
         ("TCP", "UDPRoute", False),
         ("UDP", "UDPRoute", True),
         ("UDP", "TCPRoute", False),
-        # An implementation-specific protocol has no default kinds we can predict.
-        ("example.com/custom", "HTTPRoute", False),
     ],
 )
 def test_without_allowed_kinds_the_listener_protocol_decides_the_route_kinds(
@@ -262,6 +260,49 @@ def test_without_allowed_kinds_the_listener_protocol_decides_the_route_kinds(
     gw = gateway(listener("l", protocol, 1000))
     reason = decide(gw, route(kind))
     assert reason == (None if accepted else "NotAllowedByListeners")
+
+
+@pytest.mark.parametrize("protocol", ["example.com/custom", "HBONE", "istio.io/PROXY", "http"])
+@pytest.mark.parametrize("kind", ["HTTPRoute", "GRPCRoute", "TCPRoute", "TLSRoute"])
+def test_an_implementation_specific_protocol_without_allowed_kinds_leaves_the_kinds_unknown(
+    protocol: str, kind: str
+) -> None:
+    """Any protocol the CRD accepts that is not a core one is the implementation's to define:
+    the route is not refused, and the verdict says its kind is unknown."""
+    gw = gateway(listener("mesh", protocol, 15008))
+    rt = route(kind, hostnames=("shop.example.com",) if kind in ("HTTPRoute", "GRPCRoute", "TLSRoute") else ())
+    attachment = evaluate_attachment(rt, rt.parent_refs[0], gw.listeners, owner_namespace=GW_NS, namespace_labels={})
+    assert attachment.reason is None and attachment.unknown_kind and not attachment.unknown_namespace
+    assert not attachment.attached
+    (verdict,) = attachment.verdicts
+    assert verdict.kind_allowed is None and verdict.may_accept and not verdict.accepts
+
+
+def test_an_implementation_specific_protocol_with_allowed_kinds_decides_by_them() -> None:
+    """allowedRoutes.kinds makes the kinds known, whatever the protocol."""
+    gw = gateway(listener("mesh", "HBONE", 15008, allowedRoutes={"kinds": [{"kind": "HTTPRoute"}]}))
+    assert decide(gw, route("HTTPRoute")) is None
+    assert decide(gw, route("TCPRoute")) == "NotAllowedByListeners"
+
+
+@pytest.mark.parametrize("protocol", ["HBONE", "TCP", "example.com/custom"])
+def test_a_listener_hostname_is_ignored_for_protocols_that_do_not_match_on_hostnames(protocol: str) -> None:
+    """The spec: hostname "is ignored for protocols that don't require hostname based matching"."""
+    kinds = {"allowedRoutes": {"kinds": [{"kind": "HTTPRoute"}]}}
+    gw = gateway(listener("l", protocol, 15008, hostname="mesh.example.com", **kinds))
+    assert decide(gw, route(hostnames=("shop.other.org",))) is None
+
+
+def test_with_labels_unknown_the_hostname_step_counts_only_listeners_that_accept_the_kind() -> None:
+    """A listener that refuses the route's kind cannot make its hostnames intersect, even
+    while the namespace's labels are unknown."""
+    selector = {"namespaces": {"from": "Selector", "selector": {"matchLabels": {"team": "a"}}}}
+    gw = gateway(
+        listener("http", hostname="a.example.com", allowedRoutes=selector),
+        listener("tls", "TLS", 443, hostname="shop.example.com", allowedRoutes=selector),
+    )
+    rt = route(namespace="team-a", hostnames=("shop.example.com",))
+    assert decide(gw, rt, labels=None) == "NoMatchingListenerHostname"
 
 
 @pytest.mark.parametrize(

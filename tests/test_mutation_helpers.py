@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import copy
 import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import jsonpatch
 import yaml
+from conftest import start_https, trusting
 
 from webhook.admission import AdmissionRequest, parse_review
+from webhook.certs import CertificateFiles
 from webhook.decision import Decision
 from webhook.engine import decide
-from webhook.policy.loader import load_documents
+from webhook.mutation.implementations import implementation_of
+from webhook.mutation.trust import DEFAULT_CONTROLLERS
+from webhook.policy.loader import PolicyStore, load_documents
 from webhook.policy.model import PolicySet
+from webhook.runtime import Runtime
 from webhook.state.store import ClusterState
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,34 +32,57 @@ REVIEWS = REPO / ".." / "shared" / "admission-reviews"
 GROUP = "gateway.networking.k8s.io"
 
 
-def captured(name: str) -> dict[str, Any]:
-    """A captured AdmissionReview (``<name>.mutate.json``), parsed."""
-    return json.loads((REVIEWS / f"{name}.mutate.json").read_text())
+CILIUM_OPERATOR = "system:serviceaccount:kube-system:cilium-operator"
+GITOPS_USER = "system:serviceaccount:kube-system:controller"
 
 
-def review(obj: dict[str, Any], *, operation: str = "CREATE", old: dict[str, Any] | None = None) -> AdmissionRequest:
-    """The mutating AdmissionReview kube-apiserver would send for ``obj``, parsed by the real parser."""
+def captured(name: str, *, writer: str | None = None) -> dict[str, Any]:
+    """A captured AdmissionReview (``<name>.mutate.json``), parsed; with ``writer``, as if that user had sent it
+    (the captures were written by the harness admin, a gateway controller writes its own Service)."""
+    raw = json.loads((REVIEWS / f"{name}.mutate.json").read_text())
+    if writer is not None:
+        raw["request"]["userInfo"] = {**raw["request"]["userInfo"], "username": writer}
+    return raw
+
+
+def controller_of(obj: dict[str, Any]) -> str:
+    """The default identity of the controller whose marks ``obj`` carries, or a GitOps user for anything else."""
+    meta = obj.get("metadata") or {}
+    implementation = implementation_of(meta.get("labels") or {}, meta.get("ownerReferences") or [])
+    controller = DEFAULT_CONTROLLERS.get(implementation or "")
+    return controller.usernames[0] if obj["kind"] == "Service" and controller and controller.known else GITOPS_USER
+
+
+def review(obj: dict[str, Any], *, operation: str = "CREATE", old: dict[str, Any] | None = None,
+           user: str | None = None) -> AdmissionRequest:
+    """The mutating AdmissionReview kube-apiserver would send for ``obj``, parsed by the real parser.
+
+    ``user`` is the writer; by default, for a generated Service, its controller's default identity."""
+    return parse_review(review_document(obj, operation=operation, old=old, user=user))
+
+
+def review_document(obj: dict[str, Any], *, operation: str = "CREATE", old: dict[str, Any] | None = None,
+                    user: str | None = None) -> dict[str, Any]:
+    """The AdmissionReview document kube-apiserver would send for ``obj`` (see :func:`review`)."""
     kind = obj["kind"]
     group, _, version = obj["apiVersion"].rpartition("/")
     plural = {"Service": "services", "Gateway": "gateways"}[kind]
     gvk = {"group": group, "version": version, "kind": kind}
     gvr = {"group": group, "version": version, "resource": plural}
     options = "CreateOptions" if operation == "CREATE" else "UpdateOptions"
-    return parse_review(
-        {
-            "kind": "AdmissionReview",
-            "apiVersion": "admission.k8s.io/v1",
-            "request": {
-                "uid": "7d0c7f0e-0000-4000-8000-000000000001",
-                "kind": gvk, "resource": gvr, "requestKind": gvk, "requestResource": gvr,
-                "name": obj["metadata"]["name"], "namespace": obj["metadata"]["namespace"],
-                "operation": operation,
-                "userInfo": {"username": "system:serviceaccount:kube-system:controller", "groups": ["system:authenticated"]},
-                "object": obj, "oldObject": old, "dryRun": False,
-                "options": {"kind": options, "apiVersion": "meta.k8s.io/v1"},
-            },
-        }
-    )
+    return {
+        "kind": "AdmissionReview",
+        "apiVersion": "admission.k8s.io/v1",
+        "request": {
+            "uid": "7d0c7f0e-0000-4000-8000-000000000001",
+            "kind": gvk, "resource": gvr, "requestKind": gvk, "requestResource": gvr,
+            "name": obj["metadata"]["name"], "namespace": obj["metadata"]["namespace"],
+            "operation": operation,
+            "userInfo": {"username": user or controller_of(obj), "groups": ["system:authenticated"]},
+            "object": obj, "oldObject": old, "dryRun": False,
+            "options": {"kind": options, "apiVersion": "meta.k8s.io/v1"},
+        },
+    }
 
 
 def policies(text: str) -> PolicySet:
@@ -100,3 +133,52 @@ def test_a_built_review_parses_like_the_captured_one() -> None:
     assert (built.kind, built.operation, built.name, built.namespace, built.object) == (
         real.kind, real.operation, real.name, real.namespace, real.object
     )
+
+
+# ----------------------------------------------------------------------------- the webhook over real HTTPS
+@dataclass
+class Webhook:
+    """The production server on real HTTPS (tests/conftest.py), with policies and a cluster view the test sets."""
+
+    runtime: Runtime
+    session: aiohttp.ClientSession
+
+    def load(self, policy_text: str, *objects: dict[str, Any]) -> None:
+        self.runtime.policies = PolicyStore(initial=policies(policy_text))
+        self.runtime.state = state_of(*objects)
+
+    async def answer(self, path: str, document: dict[str, Any]) -> dict[str, Any]:
+        async with self.session.post(f"{path}?timeout=5s", data=json.dumps(document).encode(),
+                                     headers={"Content-Type": "application/json"}) as resp:
+            assert resp.status == 200, await resp.text()
+            body = await resp.json()
+        assert body["response"]["uid"] == document["request"]["uid"]
+        return body["response"]
+
+    async def mutate(self, document: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The /mutate response and the object as the API server stores it (the patch applied)."""
+        response = await self.answer("/mutate", document)
+        assert response["allowed"] is True
+        obj = copy.deepcopy(document["request"]["object"])
+        if "patch" in response:
+            obj = jsonpatch.apply_patch(obj, json.loads(base64.b64decode(response["patch"])))
+        return response, obj
+
+    def count(self, rule: str, mode: str) -> float:
+        """``routewarden_violations_total`` for one rule and mode, as /metrics exports it."""
+        value = self.runtime.telemetry.registry.get_sample_value("routewarden_violations_total",
+                                                                 {"rule": rule, "mode": mode})
+        return value or 0.0
+
+
+@contextlib.asynccontextmanager
+async def serving(certificates: CertificateFiles) -> AsyncIterator[Webhook]:
+    """The real server on a free port, with an empty policy set and cluster view."""
+    runtime = Runtime(policies=PolicyStore(), state=ClusterState(), require_sync=False)
+    server, runner = await start_https(runtime, certificates)
+    try:
+        connector = aiohttp.TCPConnector(ssl=trusting(certificates))
+        async with aiohttp.ClientSession(server.url, connector=connector) as session:
+            yield Webhook(runtime, session)
+    finally:
+        await runner.cleanup()

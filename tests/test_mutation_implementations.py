@@ -18,6 +18,8 @@ KYVERNO_ANNOTATIONS = {
     "service.beta.kubernetes.io/aws-load-balancer-backend-protocol": "tcp",
 }
 KYVERNO_CLASS = "service.k8s.aws/nlb"
+# routewarden also records the hostname it computed, so that it takes back only its own value.
+RECORD = {"routewarden.dev/external-dns-hostname": "external-dns.alpha.kubernetes.io/hostname=echo.example.com"}
 OWNER = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "name": "echo",
          "uid": "3f0b9a52-5d1e-4d43-9a57-0c3c2f6a1e11", "controller": True}
 # Built-in defaults kube-apiserver has applied before the mutating webhook (see the fixtures' README).
@@ -101,12 +103,13 @@ def test_each_generated_service_is_recognised_with_its_gateway(implementation: s
 
 @pytest.mark.parametrize("implementation", sorted(GENERATED))
 def test_each_generated_service_gets_what_kyverno_gave_it_without_a_typed_hostname(implementation: str, echo_policy: Any) -> None:
-    """CREATE of the generated Service: exactly the Kyverno annotations and class, hostname from the listener."""
+    """CREATE of the generated Service by its controller: exactly the Kyverno annotations (and routewarden's
+    record of the hostname) and class, hostname from the listener."""
     class_name, obj = GENERATED[implementation]
     state = state_of(gateway("echo", "echo", class_name=class_name, hostnames=["echo.example.com"]))
     decision, stored = mutate(review(obj), echo_policy, state)
     assert sorted(decision.patch, key=lambda op: op["path"]) == [
-        {"op": "add", "path": "/metadata/annotations", "value": KYVERNO_ANNOTATIONS},
+        {"op": "add", "path": "/metadata/annotations", "value": {**KYVERNO_ANNOTATIONS, **RECORD}},
         {"op": "add", "path": "/spec/loadBalancerClass", "value": KYVERNO_CLASS},
     ]
     assert decision.warnings == ()

@@ -1,4 +1,7 @@
-"""CREATE and UPDATE of the captured Cilium Service: what comes back, what stays, what is never touched."""
+"""CREATE and UPDATE of the captured Cilium Service: what comes back, what stays, what is never touched.
+
+The captures were written by the harness admin; here they arrive as Cilium's operator
+writes its Service (a tenant's write of the same Service is in test_mutation_trust.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +9,8 @@ import copy
 from typing import Any
 
 import pytest
-from test_mutation_helpers import REPO, captured, gateway, mutate, review, state_of
+from test_mutation_helpers import CILIUM_OPERATOR, REPO, gateway, mutate, review, state_of
+from test_mutation_helpers import captured as captured_review
 
 from webhook.admission import parse_review
 from webhook.policy.loader import load_paths
@@ -16,6 +20,11 @@ HOSTNAME = "external-dns.alpha.kubernetes.io/hostname"
 SCHEME = "service.beta.kubernetes.io/aws-load-balancer-scheme"
 BACKEND = "service.beta.kubernetes.io/aws-load-balancer-backend-protocol"
 SHARED_HOSTNAMES = "*.example.com,apples.example.com"  # Gateway infra/shared: http *.example.com, https apples.example.com
+RECORD = "routewarden.dev/external-dns-hostname"
+
+
+def captured(name: str) -> dict[str, Any]:
+    return captured_review(name, writer=CILIUM_OPERATOR)
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +48,8 @@ def test_the_captured_create_gets_the_computed_hostname_the_missing_annotation_a
     decision, stored = mutate(fixture_request("service-create-generated-loadbalancer"), cilium_eks, shared)
     assert sorted(decision.patch, key=lambda op: op["path"]) == [
         {"op": "replace", "path": "/metadata/annotations/external-dns.alpha.kubernetes.io~1hostname", "value": SHARED_HOSTNAMES},
+        {"op": "add", "path": "/metadata/annotations/routewarden.dev~1external-dns-hostname",
+         "value": f"external-dns.alpha.kubernetes.io/hostname={SHARED_HOSTNAMES}"},
         {"op": "add", "path": "/metadata/annotations/service.beta.kubernetes.io~1aws-load-balancer-backend-protocol", "value": "tcp"},
         {"op": "add", "path": "/spec/loadBalancerClass", "value": "service.k8s.aws/nlb"},
     ]
@@ -110,8 +121,12 @@ def test_the_hostname_follows_the_gateway_listeners_on_the_next_update(cilium_ek
     state.apply("Gateway", gateway("shared", "infra", class_name="cilium",
                                    hostnames=["echo.example.com", "api.example.com", None, "API.example.com."]))
     decision, stored = mutate(review(stored, operation="UPDATE", old=stored), cilium_eks, state)
-    assert decision.patch == ({"op": "replace", "path": "/metadata/annotations/external-dns.alpha.kubernetes.io~1hostname",
-                               "value": "api.example.com,echo.example.com"},)
+    assert sorted(decision.patch, key=lambda op: op["path"]) == [
+        {"op": "replace", "path": "/metadata/annotations/external-dns.alpha.kubernetes.io~1hostname",
+         "value": "api.example.com,echo.example.com"},
+        {"op": "replace", "path": f"/metadata/annotations/{RECORD.replace('/', '~1')}",
+         "value": "external-dns.alpha.kubernetes.io/hostname=api.example.com,echo.example.com"},
+    ]
 
     state.apply("Gateway", gateway("shared", "infra", class_name="cilium", hostnames=["api.example.com"]))
     _, stored = mutate(review(stored, operation="UPDATE", old=stored), cilium_eks, state)

@@ -65,9 +65,11 @@ def test_the_published_schemas_are_valid_json_schema() -> None:
         (GOOD.replace("routewarden.dev/v1alpha1", "routewarden.dev/v9"), 0, "apiVersion", "apiVersion must be"),
         (GOOD.replace("TenancyPolicy", "TenantPolicy"), 0, "kind", "unknown kind"),
         (GOOD + "---\n" + GOOD, 1, "metadata.name", "is also defined in"),
+        (GOOD.replace("hostnames: {required: true}", "attachment: {partialAttachment: sometimes}"), 0,
+         "spec.attachment.partialAttachment", "is not one of"),
     ],
     ids=["wrong-type", "bad-enum", "unknown-field", "second-document", "selector-without-values",
-         "unknown-rule", "bad-pattern", "bad-apiversion", "bad-kind", "duplicate-name"],
+         "unknown-rule", "bad-pattern", "bad-apiversion", "bad-kind", "duplicate-name", "bad-partial-attachment"],
 )
 def test_an_invalid_policy_is_reported_with_file_document_and_field(text: str, document: int, field: str,
                                                                      message: str) -> None:

@@ -9,6 +9,7 @@ other exception.
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 from typing import Any
@@ -61,12 +62,15 @@ def mutated_policy_files(draw: st.DrawFn) -> str:
             for part in path[:-1]:
                 parent = parent[part]
             action = draw(st.sampled_from(["replace", "delete", "add"]))
+            # A copy: sampled_from hands out the same [] and {} every time, and adding a value into
+            # the very dict it is made a value of would build a cycle (no YAML document is one).
             if action == "replace":
-                parent[path[-1]] = draw(VALUES)
+                parent[path[-1]] = copy.deepcopy(draw(VALUES))
             elif action == "delete":
                 del parent[path[-1]]
             elif isinstance(parent[path[-1]], dict):
-                parent[path[-1]][draw(st.sampled_from(["extra", "mode", "names", "selector", "patterns"]))] = draw(VALUES)
+                key = draw(st.sampled_from(["extra", "mode", "names", "selector", "patterns"]))
+                parent[path[-1]][key] = copy.deepcopy(draw(VALUES))
     return yaml.safe_dump_all(docs)
 
 
@@ -94,9 +98,9 @@ def test_damaged_yaml_is_refused_with_its_file(text: str, cut: int, junk: str) -
         assert all(e.file == "damaged.yaml" and e.message for e in exc.errors)
 
 
-def test_the_mutation_base_covers_both_policy_kinds() -> None:
-    """The documents mutated above include TenancyPolicy and ServicePolicy examples."""
-    assert {d["kind"] for d in DOCUMENTS} == {"TenancyPolicy", "ServicePolicy"}
+def test_the_mutation_base_covers_every_policy_kind() -> None:
+    """The documents mutated above include TenancyPolicy, ServicePolicy and TenancyException examples."""
+    assert {d["kind"] for d in DOCUMENTS} == {"TenancyPolicy", "ServicePolicy", "TenancyException"}
 
 
 DENY_ALL = """\

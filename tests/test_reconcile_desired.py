@@ -22,6 +22,7 @@ from webhook.reconcile.desired import (
 from webhook.state.store import ClusterState
 
 HOSTNAME = "external-dns.alpha.kubernetes.io/hostname"
+RECORD = "routewarden.dev/external-dns-hostname"  # the Service mutation's record of the hostname it set
 SCHEME = "service.beta.kubernetes.io/aws-load-balancer-scheme"
 BACKEND = "service.beta.kubernetes.io/aws-load-balancer-backend-protocol"
 
@@ -70,7 +71,8 @@ def test_the_values_are_what_the_mutating_webhook_gives_the_same_service(cilium_
     desired = desired_fields(service, policies=cilium_eks, state=shared)
     _, stored = mutate(review(service, operation="UPDATE", old=service), cilium_eks, shared)
     assert desired.fields is not None
-    assert dict(desired.fields.annotations) == {k: stored["metadata"]["annotations"][k] for k in (HOSTNAME, SCHEME, BACKEND)}
+    assert set(desired.fields.annotations) == {HOSTNAME, SCHEME, BACKEND, RECORD}
+    assert dict(desired.fields.annotations) == {k: stored["metadata"]["annotations"][k] for k in desired.fields.annotations}
     assert desired.fields.labels == {} and desired.fields.external_traffic_policy is None
     assert (desired.gateway, desired.implementation, desired.policies, desired.force) == (
         ("infra", "shared"), "cilium", ("cilium-eks",), False)
@@ -86,6 +88,7 @@ def test_the_plan_sets_what_differs_adopts_what_is_right_and_guards_the_resource
     todo = plan(service, desired.fields, owned_by(service))
     assert todo.changes == (
         Change(f"metadata.annotations[{HOSTNAME}]", "set", "*.example.com,apples.example.com", "apples.example.com"),
+        Change(f"metadata.annotations[{RECORD}]", "set", f"{HOSTNAME}=*.example.com,apples.example.com", None),
         Change(f"metadata.annotations[{BACKEND}]", "set", "tcp", None),
         Change(f"metadata.annotations[{SCHEME}]", "adopt", "internet-facing", "internet-facing"),
     )
@@ -192,14 +195,22 @@ def test_a_service_the_mutation_does_not_shape_gets_nothing(
     assert why in desired.why
 
 
-def test_no_matching_policy_means_nothing_even_where_routewarden_owns_values(shared: ClusterState) -> None:
-    """Without a matching policy the Service is not routewarden's to change, so owned values stay."""
+def test_without_a_matching_policy_only_the_recorded_hostname_is_taken_back(shared: ClusterState) -> None:
+    """No policy matches any more: what routewarden applied stays (a cloud load balancer annotation vanishing with a
+    policy file could re-provision the load balancer), except the external-dns hostname it recorded."""
     policy = service_policy("p", """\
   match: {gatewayClassNames: [istio]}
   service: {annotations: {example.com/a: "1"}}
 """)
-    service = owning(generated(), annotations=(SCHEME,))
-    assert desired_fields(service, policies=policy, state=shared).fields is None
+    service = owning(generated(), annotations=(SCHEME, HOSTNAME, RECORD))
+    service["metadata"]["annotations"][RECORD] = f"{HOSTNAME}=apples.example.com"
+    desired = desired_fields(service, policies=policy, state=shared)
+    assert desired.fields == Fields({SCHEME: "internet-facing"}) and desired.policies == ()
+    assert plan(service, desired.fields, owned_by(service)).changes == (
+        Change(f"metadata.annotations[{HOSTNAME}]", "remove", None, "apples.example.com"),
+        Change(f"metadata.annotations[{RECORD}]", "remove", None, f"{HOSTNAME}=apples.example.com"),
+    )
+    assert not plan(generated(), desired_fields(generated(), policies=policy, state=shared).fields, Owned()).needed
 
 
 @pytest.mark.parametrize(
@@ -239,3 +250,23 @@ def test_value_at_reads_the_paths_of_a_plan() -> None:
     assert value_at(service, "metadata.labels[io.cilium.gateway/owning-gateway]") == "shared"
     assert value_at(service, "spec[externalTrafficPolicy]") == service["spec"]["externalTrafficPolicy"]
     assert value_at(service, "metadata.annotations[missing]") is None
+
+
+@pytest.mark.parametrize(
+    ("namespace", "trusted"),
+    [("envoy-gateway-system", True), ("infra", True), ("apples", False)],
+    ids=["controller-namespace", "gateway-namespace-mode", "tenant-look-alike"],
+)
+def test_the_trust_rules_of_the_mutation_decide_which_services_are_reconciled(
+    cilium_eks: Any, shared: ClusterState, namespace: str, trusted: bool
+) -> None:
+    """Without a writer, an Envoy Gateway Service naming infra/shared is the controller's only where Envoy Gateway
+    creates Services; a look-alike in a tenant's namespace gets nothing (it would publish infra/shared's names)."""
+    service = generated()
+    service["metadata"].update(namespace=namespace, ownerReferences=[], labels={
+        "gateway.envoyproxy.io/owning-gateway-name": "shared", "gateway.envoyproxy.io/owning-gateway-namespace": "infra"})
+    desired = desired_fields(service, policies=cilium_eks, state=shared)
+    assert (desired.fields is not None) is trusted
+    assert desired.gateway == ("infra", "shared") and desired.implementation == "envoy-gateway"
+    if not trusted:
+        assert "not in namespace apples" in desired.why

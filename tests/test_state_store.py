@@ -128,6 +128,9 @@ class Expected:
     def attached_to(self, ns: str, name: str) -> set[tuple[str, str, str]]:
         return self.keys(r for r in self.routes if any(p.is_gateway and p.gateway_key == (ns, name) for p in r.parent_refs))
 
+    def attached_to_set(self, ns: str, name: str) -> set[tuple[str, str, str]]:
+        return self.keys(r for r in self.routes if any(p.is_listenerset and p.gateway_key == (ns, name) for p in r.parent_refs))
+
     def referencing(self, ns: str) -> set[tuple[str, str, str]]:
         return self.keys(r for r in self.routes if any(b.namespace == ns != r.namespace for b in r.backend_refs))
 
@@ -164,6 +167,9 @@ def assert_indexes_match(state: ClusterState, model: dict[str, dict[tuple[str, s
         for name in NAMES:
             assert {r.key for r in state.routes_attached_to(ns, name)} == exp.attached_to(ns, name), (ns, name)
             assert {key_of(o) for o in state.listenersets_of(ns, name)} == exp.listenersets_of(ns, name), (ns, name)
+            assert {s.key for s in state.listenersets_for(ns, name)} == exp.listenersets_of(ns, name), (ns, name)
+            assert {r.key for r in state.routes_attached_to_listenerset(ns, name)} == exp.attached_to_set(ns, name)
+            assert (state.listenerset(ns, name) is None) is ((ns, name) not in model.get("ListenerSet", {}))
             raw = model.get("Gateway", {}).get((ns, name))
             view = state.gateway(ns, name)
             assert (view is None) is (raw is None)
@@ -327,3 +333,17 @@ def test_offline_views_load_every_known_kind_and_count_as_synced() -> None:
     assert state.synced and state.offline
     assert [r.name for r in state.routes_attached_to("infra", "x")] == ["r"]
     assert state.count("ConfigMap") == 0
+
+
+def test_a_derived_value_is_kept_until_the_view_changes() -> None:
+    """derived() computes once per key, and again after any write (the generation moved)."""
+    state = ClusterState()
+    calls: list[int] = []
+
+    def compute() -> int:
+        calls.append(state.count("Gateway"))
+        return calls[-1]
+
+    assert state.derived("k", compute) == 0 and state.derived("k", compute) == 0 and calls == [0]
+    state.apply("Gateway", gateway("infra", "g", None))
+    assert state.derived("k", compute) == 1 and calls == [0, 1]

@@ -24,8 +24,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client.parser import text_string_to_metric_families
 
 from webhook.admission import AdmissionRequest, parse_review
-from webhook.decision import Decision, Mode, Violation, allowed, from_violations, invalid
+from webhook.decision import Decision, ExceptionUse, Mode, Violation, allowed, from_violations, invalid
 from webhook.logs import JsonFormatter, configure_logging
+from webhook.policy.loader import PolicyStore
+from webhook.runtime import Runtime
 from webhook.state.store import ClusterState
 from webhook.telemetry import DURATION_BUCKETS, Telemetry, decision_label, traces_exporter_names
 
@@ -40,6 +42,8 @@ DENIED = from_violations([
     Violation("hostname/Unique", "HostnameConflict", "taken", mode=Mode.WARN),
 ])
 PATCHED = allowed(patch=({"op": "add", "path": "/metadata/annotations/x", "value": "y"},))
+EXCEPTED = Decision(allowed=True, exceptions=(
+    ExceptionUse("catch-all-redirect", "hostnames/HostnameRequired", "shared-gateway", "spec.hostnames", "redirect"),))
 
 
 def review(name: str) -> AdmissionRequest:
@@ -109,6 +113,7 @@ def busy(telemetry: Telemetry) -> ClusterState:
     record(telemetry, review("httproute-create.validate"), allowed())
     record(telemetry, review("httproute-create.validate"), DENIED)
     record(telemetry, review("service-create-generated-loadbalancer.mutate"), PATCHED, webhook="mutate")
+    record(telemetry, review("httproute-create.validate"), EXCEPTED)
     telemetry.review_rejected(webhook="validate", status=400, reason="BadRequest")
     telemetry.policy_reloaded(ok=True)
     telemetry.policy_reloaded(ok=False)
@@ -120,7 +125,7 @@ def busy(telemetry: Telemetry) -> ClusterState:
     state = ClusterState(expected_kinds=["HTTPRoute", "Gateway"])
     state.apply("HTTPRoute", review("httproute-create.validate").subject)
     state.mark_synced("HTTPRoute")
-    telemetry.watch_state(state)
+    telemetry.watch_state(state, max_age=lambda: 300.0)
     return state
 
 
@@ -240,6 +245,25 @@ def test_cache_metrics_are_read_from_the_cluster_view_at_scrape_time(telemetry: 
     assert 0 <= got[("routewarden_cache_confirmed_age_seconds", frozenset({("kind", "Gateway")}))] < 60
     state.mark_alive("Gateway", at=time.monotonic() - 1000)  # a watch silent for 1000 s, no bookmark
     assert value(telemetry, "routewarden_cache_confirmed_age_seconds", kind="Gateway") >= 1000
+    assert ("routewarden_cache_max_age_seconds", frozenset()) not in samples(telemetry)  # no limit given
+
+
+def test_the_staleness_limit_is_exported_and_kinds_that_cannot_be_listed_have_no_confirmed_age(
+    telemetry: Telemetry,
+) -> None:
+    """The limit is read at each scrape; an unavailable kind (no CRD, no RBAC) is left out, as the engine leaves it."""
+    state = ClusterState(expected_kinds=["HTTPRoute", "UDPRoute"])
+    state.mark_synced("HTTPRoute")
+    state.mark_unavailable("UDPRoute", "udproutes.gateway.networking.k8s.io is not served in v1, v1alpha2")
+    limit = [60.0]
+    telemetry.watch_state(state, max_age=lambda: limit[0])
+    got = samples(telemetry)
+    assert got[("routewarden_cache_max_age_seconds", frozenset())] == 60.0
+    assert ("routewarden_cache_confirmed_age_seconds", frozenset({("kind", "HTTPRoute")})) in got
+    assert ("routewarden_cache_confirmed_age_seconds", frozenset({("kind", "UDPRoute")})) not in got
+    assert got[("routewarden_cache_synced", frozenset({("kind", "UDPRoute")}))] == 0
+    limit[0] = 20.0
+    assert value(telemetry, "routewarden_cache_max_age_seconds") == 20.0
 
 
 def test_policy_reloads_certificate_expiry_and_audit_results_are_exported(telemetry: Telemetry) -> None:
@@ -538,12 +562,62 @@ def _dashboard_exprs() -> list[str]:
     return [re.sub(r"\$\w+", lambda m: grafana[m.group(0)], e) for e in exprs]
 
 
+Series = dict[frozenset[tuple[str, str]], float]
+_COMPARE = {">": float.__gt__, "<": float.__lt__, ">=": float.__ge__, "<=": float.__le__, "==": float.__eq__}
+TARGET = {"namespace": "routewarden-system", "instance": "10.0.0.7:8443"}  # labels Prometheus adds
+
+
+def _evaluate(node: Any, series: dict[str, Series]) -> Series | float:
+    """PromQL, as far as the cluster-view alerts use it (selectors, max/min by, comparisons
+    and ``and`` with ``on`` matching), at one instant."""
+    if isinstance(node, promql_parser.ParenExpr):
+        return _evaluate(node.expr, series)
+    if isinstance(node, promql_parser.NumberLiteral):
+        return float(node.val)
+    if isinstance(node, promql_parser.VectorSelector):
+        assert str(node.matchers) in ("", "{}"), f"matchers are not evaluated here: {node}"
+        return dict(series.get(node.name, {}))
+    if isinstance(node, promql_parser.AggregateExpr):
+        assert str(node.modifier.type).endswith("By"), node
+        groups: dict[frozenset[tuple[str, str]], list[float]] = {}
+        for labels, v in _evaluate(node.expr, series).items():  # type: ignore[union-attr]
+            groups.setdefault(frozenset(kv for kv in labels if kv[0] in node.modifier.labels), []).append(v)
+        fn = {"max": max, "min": min}[str(node.op)]
+        return {group: fn(values) for group, values in groups.items()}
+    assert isinstance(node, promql_parser.BinaryExpr), node
+    op, lhs, rhs = str(node.op), _evaluate(node.lhs, series), _evaluate(node.rhs, series)
+    assert isinstance(lhs, dict), node
+    if isinstance(rhs, float):
+        return {labels: v for labels, v in lhs.items() if _COMPARE[op](v, rhs)}
+    matching = node.modifier.matching if node.modifier is not None else None
+    on = set(matching.labels) if matching is not None else None
+
+    def key(labels: frozenset[tuple[str, str]]) -> frozenset[tuple[str, str]]:
+        return frozenset(kv for kv in labels if on is None or kv[0] in on)
+
+    right = {key(labels): v for labels, v in rhs.items()}
+    assert len(right) == len(rhs), f"many-to-many matching in {node}"
+    return {labels: v for labels, v in lhs.items()
+            if key(labels) in right and (op == "and" or _COMPARE[op](v, right[key(labels)]))}
+
+
+def firing(alert: str, scraped: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> set[str]:
+    """The kinds ``alert``'s expression selects in one scrape of routewarden (``for`` aside)."""
+    (rule,) = [r for r in _rules() if r.get("alert") == alert]
+    series: dict[str, Series] = {}
+    for (name, labels), v in scraped.items():
+        series.setdefault(name, {})[labels | frozenset(TARGET.items())] = v
+    result = _evaluate(promql_parser.parse(rule["expr"]), series)
+    assert isinstance(result, dict)
+    return {dict(labels).get("kind", "") for labels in result}
+
+
 def test_the_alerts_cover_the_failure_modes_we_page_for() -> None:
     """Down, denial spike, p99 latency, stale cache, reload failures, certificate expiry and failing reconciler
     applies each have an alert."""
     alerts = {rule["alert"] for rule in _rules()}
     assert {"RoutewardenDown", "RoutewardenDenialSpike", "RoutewardenLatencyHigh", "RoutewardenCacheStale",
-            "RoutewardenPolicyReloadFailing", "RoutewardenCertificateExpiringSoon",
+            "RoutewardenWatchBehind", "RoutewardenPolicyReloadFailing", "RoutewardenCertificateExpiringSoon",
             "RoutewardenReconcileApplyFailing"} <= alerts
     for rule in _rules():
         assert rule["labels"]["severity"] in {"warning", "critical"}
@@ -559,6 +633,90 @@ def test_every_alert_expression_parses_and_uses_only_metrics_we_export() -> None
         assert used <= exported, (rule["alert"], used - exported)
 
 
+STALE_AFTER_60 = """
+apiVersion: routewarden.dev/v1alpha1
+kind: TenancyPolicy
+metadata: {name: p}
+spec:
+  staleState: {mode: warn, maxAgeSeconds: 60}
+"""
+KINDS = ("Namespace", "Gateway", "HTTPRoute", "ReferenceGrant", "UDPRoute")
+
+
+@pytest.mark.parametrize(("confirmed", "unavailable", "unsynced", "stale"), [
+    ({"Namespace": 2, "Gateway": 15, "HTTPRoute": 19, "ReferenceGrant": 19, "UDPRoute": 19}, (), (), set()),
+    ({"Namespace": 2, "Gateway": 15, "HTTPRoute": 19, "ReferenceGrant": 59, "UDPRoute": 19}, (), (), set()),
+    ({"Namespace": 2, "Gateway": 15, "HTTPRoute": 19, "ReferenceGrant": 61, "UDPRoute": 19}, (), (),
+     {"ReferenceGrant"}),
+    ({"Namespace": 400, "Gateway": 400, "HTTPRoute": 400, "ReferenceGrant": 400, "UDPRoute": 400}, (), (), set(KINDS)),
+    ({"Namespace": 2, "Gateway": 15, "HTTPRoute": 19, "ReferenceGrant": 19, "UDPRoute": 5000}, ("UDPRoute",), (),
+     set()),
+    ({"Namespace": 2, "Gateway": 15, "HTTPRoute": 100, "ReferenceGrant": 19, "UDPRoute": 19}, (), ("HTTPRoute",),
+     {"HTTPRoute"}),
+], ids=["quiet-and-confirmed", "just-under-the-limit", "one-kind-past-the-limit", "apiserver-gone",
+        "unavailable-kind-ignored", "never-listed"])
+def test_the_watch_behind_alert_fires_exactly_when_the_engine_calls_the_view_stale(
+    telemetry: Telemetry, confirmed: dict[str, float], unavailable: tuple[str, ...], unsynced: tuple[str, ...],
+    stale: set[str],
+) -> None:
+    """RoutewardenWatchBehind, evaluated on a scrape, and the engine's verdict share one definition of stale."""
+    from webhook.engine import decide
+    from webhook.offline import synthesize_request
+    from webhook.policy.loader import load_documents
+
+    cluster = [d for d in yaml.safe_load_all((REPO / "tests/scenarios/_shared/cluster.yaml").read_text()) if d]
+    policies = load_documents([("p.yaml", STALE_AFTER_60)])
+    state = ClusterState(expected_kinds=KINDS)
+    for obj in cluster:
+        state.apply(obj["kind"], obj)
+    now = time.monotonic()
+    for kind, age in confirmed.items():
+        if kind in unavailable:
+            state.mark_unavailable(kind, "not served")
+        elif kind not in unsynced:
+            state.mark_synced(kind)
+        state.mark_alive(kind, at=now - age)
+    runtime = Runtime(policies=PolicyStore(initial=policies), state=state)
+    telemetry.watch_state(state, max_age=runtime.view_max_age)
+    refused = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+               "metadata": {"name": "r", "namespace": "cherries"},
+               "spec": {"parentRefs": [{"name": "shared", "namespace": "infra"}], "hostnames": ["c.example.com"]}}
+    decision = decide(synthesize_request(refused), policies, state, now=now)
+    engine_stale = decision.allowed and any("cluster view" in w for w in decision.warnings)
+    assert engine_stale or decision.reason == "NotAllowedByListeners", decision
+    assert firing("RoutewardenWatchBehind", samples(telemetry)) == stale
+    assert engine_stale is bool(stale)
+
+
+def test_without_a_policy_limit_the_alert_waits_for_three_missed_confirmations(telemetry: Telemetry) -> None:
+    """No staleState.maxAgeSeconds anywhere: the limit is three confirmation intervals (15 minutes by default)."""
+    state = ClusterState(expected_kinds=["Gateway", "HTTPRoute"])
+    now = time.monotonic()
+    for kind, age in (("Gateway", 800), ("HTTPRoute", 1000)):
+        state.mark_synced(kind)
+        state.mark_alive(kind, at=now - age)
+    telemetry.watch_state(state, max_age=Runtime(policies=PolicyStore(), state=state).view_max_age)
+    assert value(telemetry, "routewarden_cache_max_age_seconds") == 900
+    assert firing("RoutewardenWatchBehind", samples(telemetry)) == {"HTTPRoute"}
+
+
+@pytest.mark.parametrize(("synced", "unavailable", "fires"), [
+    (False, False, True), (True, False, False), (False, True, False),
+], ids=["served-but-never-listed", "listed", "unavailable"])
+def test_the_cache_stale_alert_names_a_served_kind_that_has_not_been_listed(
+    telemetry: Telemetry, synced: bool, unavailable: bool, fires: bool,
+) -> None:
+    """RoutewardenCacheStale: listed never, for 15 minutes, though the kind is served."""
+    state = ClusterState(expected_kinds=["HTTPRoute"])
+    if synced:
+        state.mark_synced("HTTPRoute")
+    if unavailable:
+        state.mark_unavailable("HTTPRoute", "forbidden")
+    state.mark_alive("HTTPRoute", at=time.monotonic() - 1000)
+    telemetry.watch_state(state)
+    assert firing("RoutewardenCacheStale", samples(telemetry)) == ({"HTTPRoute"} if fires else set())
+
+
 def test_every_dashboard_query_parses_and_uses_only_metrics_we_export() -> None:
     """The dashboard's queries name exported series and cover requests, latency, cache, reloads and certs."""
     exported = _exported_names()
@@ -568,8 +726,8 @@ def test_every_dashboard_query_parses_and_uses_only_metrics_we_export() -> None:
         assert names <= exported, (expr, names - exported)
         used |= names
     assert {"routewarden_admission_requests_total", "routewarden_violations_total",
-            "routewarden_admission_duration_seconds_bucket", "routewarden_cache_last_event_age_seconds",
-            "routewarden_cache_synced", "routewarden_policy_reloads_total",
+            "routewarden_admission_duration_seconds_bucket", "routewarden_cache_confirmed_age_seconds",
+            "routewarden_cache_max_age_seconds", "routewarden_cache_synced", "routewarden_policy_reloads_total",
             "routewarden_certificate_expiry_timestamp_seconds"} <= used
 
 
@@ -595,12 +753,13 @@ def test_the_busy_fixture_really_fills_every_family() -> None:
     assert set(families) == {
         "routewarden_admission_requests", "routewarden_admission_duration_seconds", "routewarden_violations",
         "routewarden_patches", "routewarden_review_rejected", "routewarden_policy_reloads",
+        "routewarden_exceptions_used",
         "routewarden_policy_last_reload_success_timestamp_seconds",
         "routewarden_certificate_expiry_timestamp_seconds", "routewarden_audit_violations",
         "routewarden_cache_synced", "routewarden_cache_objects", "routewarden_cache_last_event_age_seconds",
-        "routewarden_cache_confirmed_age_seconds", "routewarden_reconcile_applies",
-        "routewarden_reconcile_conflicts", "routewarden_reconcile_errors", "routewarden_reconcile_queue_depth",
-        "routewarden_reconcile_leader",
+        "routewarden_cache_confirmed_age_seconds", "routewarden_cache_max_age_seconds",
+        "routewarden_reconcile_applies", "routewarden_reconcile_conflicts", "routewarden_reconcile_errors",
+        "routewarden_reconcile_queue_depth", "routewarden_reconcile_leader",
     }
     assert all(f.samples for f in families.values())
 

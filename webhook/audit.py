@@ -104,10 +104,10 @@ def _with_type(obj: Mapping[str, Any], kind: str) -> dict[str, Any]:
 def earlier_claimant(state: ClusterState, route: gw.Route, hostname: str) -> gw.Route | None:
     """The first route of another namespace, on a Gateway this route shares, to claim ``hostname``
     before it; None when this route is the first claimant."""
-    parents = {ref.gateway_key for ref in route.parent_refs}
+    parents = route.gateway_keys
     rivals = [
         other for other in overlapping_routes(state, hostname)
-        if other.namespace != route.namespace and parents.intersection(r.gateway_key for r in other.parent_refs)
+        if other.namespace != route.namespace and not parents.isdisjoint(other.gateway_keys)
         and claim_order(other) < claim_order(route)
     ]
     return min(rivals, key=claim_order, default=None)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -318,11 +319,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--self-managed-certs", action="store_true",
                        help="issue, share (in a Secret) and rotate the serving certificate, and patch the "
                             "caBundle of the webhook configurations; needs --in-cluster or --kubeconfig")
-    group.add_argument("--cert-secret", default=Target.secret, help="Secret holding the CA and serving pair "
+    defaults = {f.name: f.default for f in dataclasses.fields(Target)}  # slots: class attributes are descriptors
+    group.add_argument("--cert-secret", default=defaults["secret"], help="Secret holding the CA and serving pair "
                        "(default: %(default)s)")
-    group.add_argument("--webhook-configuration", default=Target.webhook_configuration,
+    group.add_argument("--webhook-configuration", default=defaults["webhook_configuration"],
                        help="name of the Validating/MutatingWebhookConfiguration to patch (default: %(default)s)")
-    group.add_argument("--service", default=Target.service,
+    group.add_argument("--service", default=defaults["service"],
                        help="Service kube-apiserver dials; names the certificate (default: %(default)s)")
     group.add_argument("--cert-check-interval", type=float, default=300.0,
                        help="seconds between certificate reconciles (default: %(default)s)")

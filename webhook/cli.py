@@ -31,6 +31,7 @@ from .certs import (
     write_certificates,
 )
 from .commands import GITOPS_COMMANDS
+from .freshness import DEFAULT_CONFIRM_INTERVAL, confirm_interval
 from .logs import configure_logging, fields
 from .policy.loader import PolicyStore
 from .reconcile import service_kinds
@@ -90,10 +91,26 @@ def configure_serve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--audit-interval", type=float, default=300.0,
                         help="seconds between audits of the cluster view against the policies (0: off; "
                              "default: %(default)s)")
+    parser.add_argument("--watch-confirm-interval", type=_seconds, default=DEFAULT_CONFIRM_INTERVAL,
+                        help="longest a healthy watch goes without the apiserver confirming it current: each "
+                             "watch is resumed from its resourceVersion within this; a third of the smallest "
+                             "staleState.maxAgeSeconds of the loaded policies when that is shorter "
+                             "(default: %(default)s)")
     parser.add_argument("--certificate-interval", type=float, default=10.0,
                         help="seconds between checks of the certificate files for rotation (default: %(default)s)")
     bootstrap.add_arguments(parser)
     reconcile_options.add_arguments(parser)
+
+
+def _seconds(text: str) -> float:
+    """A number of seconds of at least 1 (an argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 second: {text!r}")
+    return value
 
 
 def ensure_dev_certificates(directory: Path) -> CertificateFiles:
@@ -115,7 +132,7 @@ def kube_api_client(*, kubeconfig: Path | None, in_cluster: bool) -> Any:
 
 
 def informer_hook(
-    state: ClusterState, *, kubeconfig: Path | None, in_cluster: bool,
+    state: ClusterState, *, kubeconfig: Path | None, in_cluster: bool, confirm_within: Callable[[], float] | None = None,
     kinds: tuple[WatchedKind, ...] = WATCHED_KINDS, on_event: Callable[..., None] | None = None,
 ) -> Background | None:
     """The list/watch task feeding ``state`` (and ``on_event``), or None when the informer is not available."""
@@ -131,7 +148,8 @@ def informer_hook(
     async def run() -> None:
         freezer = asyncio.create_task(freeze_when_synced(state))
         try:
-            await run_informers(state, api_client=api_client, kinds=kinds, on_event=on_event)
+            await run_informers(state, api_client=api_client, kinds=kinds, confirm_within=confirm_within,
+                                on_event=on_event)
         finally:
             freezer.cancel()
 
@@ -169,9 +187,13 @@ def run_serve(args: argparse.Namespace) -> int:
         api_client=kube_api_client(kubeconfig=args.kubeconfig, in_cluster=args.in_cluster),
     ) if online and args.reconcile != "off" else None
     kinds = WATCHED_KINDS + (service_kinds(args.reconcile_namespace) if reconciler else ())
-    informer = informer_hook(state, kubeconfig=args.kubeconfig, in_cluster=args.in_cluster, kinds=kinds,
-                             on_event=reconciler.on_event if reconciler else None) if online else None
-    runtime = Runtime(policies=policies, state=state, telemetry=telemetry, require_sync=informer is not None)
+    informer = informer_hook(
+        state, kubeconfig=args.kubeconfig, in_cluster=args.in_cluster, kinds=kinds,
+        confirm_within=lambda: confirm_interval(policies.current, args.watch_confirm_interval),
+        on_event=reconciler.on_event if reconciler else None,
+    ) if online else None
+    runtime = Runtime(policies=policies, state=state, telemetry=telemetry, require_sync=informer is not None,
+                      watch_confirm_interval=args.watch_confirm_interval)
     if args.self_managed_certs:  # issue or adopt the certificates in cert_dir before they are loaded
         informer = bootstrap.self_managed_certificates(args, files, informer, connect=lambda: kube_api_client(
             kubeconfig=args.kubeconfig, in_cluster=args.in_cluster))

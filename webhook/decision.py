@@ -9,7 +9,7 @@ operations), so an object that is already right gets no patch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -21,6 +21,11 @@ class Mode(StrEnum):
     WARN = "warn"
     AUDIT = "audit"
 
+    @property
+    def strictness(self) -> int:
+        """audit < warn < enforce."""
+        return ("audit", "warn", "enforce").index(self.value)
+
 
 @dataclass(frozen=True, slots=True)
 class Violation:
@@ -29,6 +34,9 @@ class Violation:
     ``rule`` is ``area/Reason`` (for example ``attachment/NotAllowedByListeners``);
     ``reason`` reuses the Gateway API's own condition reason where one exists.
     ``field`` is the path of the offending field (``spec.parentRefs[0]``).
+    ``subject`` is what the finding is about, named without list positions: a parentRef's
+    target (``Gateway infra/shared sectionName http``), a hostname, a reference's target,
+    a listener's name. With ``rule`` it is the finding's :attr:`identity`.
     """
 
     rule: str
@@ -38,6 +46,22 @@ class Violation:
     fix: str = ""
     mode: Mode = Mode.ENFORCE
     policy: str = ""
+    subject: str = ""
+
+    @property
+    def identity(self) -> tuple[str, str]:
+        """The same finding in another version of the object: same rule, same subject.
+
+        Positions are no part of it: a route whose parentRefs are reordered, or that
+        gains a hostname in front of the others, keeps the identities of its findings.
+        A finding without a subject is identified by its field (one that is not a list
+        item, such as ``spec.hostnames`` or ``spec.gatewayClassName``).
+        """
+        return (self.rule, self.subject or self.field)
+
+    def softened(self, why: str) -> Violation:
+        """This finding as a warning, saying why it does not deny."""
+        return replace(self, mode=Mode.WARN, message=f"{self.message} ({why})")
 
     def render(self) -> str:
         """One line for a human: reason, message, field and how to fix it."""
@@ -61,6 +85,27 @@ class Violation:
 
 
 @dataclass(frozen=True, slots=True)
+class ExceptionUse:
+    """A finding a ``TenancyException`` excepted: which exception, which rule, and why."""
+
+    exception: str
+    rule: str
+    policy: str = ""
+    field: str = ""
+    reason: str = ""
+    expires: str = ""
+
+    def render(self) -> str:
+        at = f" at {self.field}" if self.field else ""
+        until = f", until {self.expires}" if self.expires else ""
+        return f"{self.rule}{at} by TenancyException {self.exception} ({self.reason}{until})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"exception": self.exception, "rule": self.rule, "policy": self.policy, "field": self.field,
+                "reason": self.reason, "expires": self.expires or None}
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     """The engine's answer for one admission request."""
 
@@ -73,6 +118,8 @@ class Decision:
     code: int = 200
     reason: str = ""
     message: str = ""
+    # Findings a TenancyException excepted (not in ``violations``): counted and logged.
+    exceptions: tuple[ExceptionUse, ...] = ()
 
     @property
     def denials(self) -> tuple[Violation, ...]:

@@ -6,7 +6,14 @@ exempt the requester), collects *all* violations, and folds them into a Decision
 
 Decisions worth knowing:
 
-* Kinds without rules, sub-resources and route DELETEs are allowed untouched.
+* Kinds without rules, sub-resources and operations no rule reads (route DELETEs, see
+  :data:`VALIDATED_OPERATIONS`) are allowed untouched. The one core kind judged is a
+  Service that carries a gateway controller's marks
+  (``services/ImpersonatesGeneratedService``).
+* On UPDATE only what changes is judged (ratcheting, as Kubernetes does for CRD
+  validation, KEP-4008): a finding the object already had before the UPDATE (same rule,
+  same subject: see :attr:`Violation.identity`) only warns, and an UPDATE that changes
+  only metadata, or of an object being deleted, is allowed with its findings as warnings.
 * An object whose fields have the wrong types (possible before schema validation, on
   the mutating path) is answered ``allowed: false`` with code 400 on the validating path
   and left unpatched, with a warning, on the mutating path.
@@ -21,7 +28,9 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+import dataclasses
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import jsonpatch
@@ -30,8 +39,9 @@ import orjson
 from . import gatewayapi as gw
 from .admission import AdmissionRequest
 from .decision import Decision, Mode, Violation, allowed, from_violations, invalid
+from .policy.exceptions import apply_exceptions
 from .policy.model import PolicySet, TenancyPolicy
-from .rules import attachment, blastradius, gateways, hostnames, references
+from .rules import attachment, blastradius, gateways, hostnames, listenersets, references, services
 from .rules.context import RuleContext
 from .state.store import ClusterState
 
@@ -45,12 +55,28 @@ STATE_RULES = frozenset(
         "attachment/NoMatchingListenerHostname",
         "attachment/NotAllowedByPolicy",
         "listenerset/NotAllowed",
+        "listeners/Conflicted",
+        "listeners/ListenersNotValid",
         "hostnames/HostnameConflict",
         "references/RefNotPermitted",
         "blastradius/RoutesDetached",
         "blastradius/RefsRevoked",
+        "blastradius/ListenerSetsDetached",
+        "blastradius/ListenersConflicted",
     }
 )
+
+
+# The operations whose requests a validating rule reads, by kind. The validating webhook
+# configuration in deploy/ sends exactly these (tests/test_deploy.py keeps the two in
+# step): an operation no rule reads must not wait on a webhook that fails closed (a
+# route DELETE while routewarden is down would be refused for nothing).
+VALIDATED_OPERATIONS: Mapping[str, frozenset[str]] = {
+    **{kind: frozenset({"CREATE", "UPDATE"}) for kind in gw.ROUTE_KINDS},
+    "Gateway": frozenset({"CREATE", "UPDATE", "DELETE"}),  # DELETE: blast radius
+    "ListenerSet": frozenset({"CREATE", "UPDATE", "DELETE"}),  # DELETE: blast radius
+    "ReferenceGrant": frozenset({"UPDATE", "DELETE"}),  # blast radius only
+}
 
 
 def decide(
@@ -60,17 +86,36 @@ def decide(
     *,
     webhook: str = "validate",
     now: float | None = None,
+    at: datetime | None = None,
 ) -> Decision:
-    """Answer one admission request. ``webhook`` is ``validate`` or ``mutate``."""
+    """Answer one admission request. ``webhook`` is ``validate`` or ``mutate``.
+
+    ``now`` is the monotonic time the view's age is measured at, ``at`` the wall-clock
+    time exceptions expire at (both default to the current time)."""
     if webhook == "mutate":
         return mutate(request, policies, state)
-    if request.sub_resource or request.kind.group != gw.GROUP:
+    if not request.sub_resource and (request.kind.group, request.kind.kind) == ("", "Service"):
+        findings = list(services.generated_service_is_from_its_controller(request, policies, state))
+        return _fold(findings, policies, state, now=now)
+    if (
+        request.sub_resource
+        or request.kind.group != gw.GROUP
+        or request.operation not in VALIDATED_OPERATIONS.get(request.kind.kind, ())
+    ):
         return allowed()
     try:
-        violations = list(_validate(request, policies, state))
+        violations = _ratchet(request, list(_validate(request, policies, state)), policies, state)
     except gw.MalformedObject as exc:
+        why = _never_refused(request)
+        if why is not None:
+            return allowed(warnings=(f"{request.kind.kind} cannot be checked: {exc} ({why})",))
         return invalid(f"{request.kind.kind} cannot be checked: {exc}")
-    return _fold(violations, policies, state, now=now)
+    if not policies.exceptions:
+        return _fold(violations, policies, state, now=now)
+    violations, used, notes = apply_exceptions(violations, policies.exceptions, request,
+                                               state.namespace_labels(request.namespace), now=at or datetime.now(UTC))
+    decision = _fold(violations, policies, state, now=now)
+    return dataclasses.replace(decision, exceptions=used, warnings=decision.warnings + notes)
 
 
 def _once(parse: Callable[[], T]) -> Callable[[], T]:
@@ -87,19 +132,29 @@ def _once(parse: Callable[[], T]) -> Callable[[], T]:
     return get
 
 
-def _validate(request: AdmissionRequest, policies: PolicySet, state: ClusterState) -> Iterator[Violation]:
+def _validate(
+    request: AdmissionRequest, policies: PolicySet, state: ClusterState, *, before: bool = False
+) -> Iterator[Violation]:
+    """The findings of every policy on the request's object, or, with ``before``, on the
+    object as it was before an UPDATE (judged against the same view, without the rules
+    that judge the change itself)."""
     kind = request.kind.kind
     namespace = request.namespace
-    route = _once(lambda: gw.Route.from_object(request.object or {}, kind=kind, namespace=namespace))
+    subject = request.old_object if before else request.object
+    route = _once(lambda: gw.Route.from_object(subject or {}, kind=kind, namespace=namespace))
     old_route = _once(lambda: gw.Route.from_object(request.old_object, kind=kind, namespace=namespace)
                       if request.old_object else None)
-    gateway = _once(lambda: gw.Gateway.from_object(request.object, namespace=namespace)
-                    if request.operation in ("CREATE", "UPDATE") and request.object is not None else None)
+    gateway = _once(lambda: gw.Gateway.from_object(subject, namespace=namespace)
+                    if request.operation in ("CREATE", "UPDATE") and subject is not None else None)
     old_gateway = _once(lambda: gw.Gateway.from_object(request.old_object, namespace=namespace)
-                        if request.operation in ("UPDATE", "DELETE") and request.old_object else None)
+                        if request.operation in ("UPDATE", "DELETE") and request.old_object and not before else None)
     old_grant = _once(lambda: gw.ReferenceGrant.from_object(request.old_object or {}, namespace=namespace))
     new_grant = _once(lambda: gw.ReferenceGrant.from_object(request.object, namespace=namespace)
                       if request.operation == "UPDATE" and request.object is not None else None)
+    listener_set = _once(lambda: gw.ListenerSet.from_object(subject, namespace=namespace)
+                         if request.operation in ("CREATE", "UPDATE") and subject is not None else None)
+    old_listener_set = _once(lambda: gw.ListenerSet.from_object(request.old_object, namespace=namespace)
+                             if request.operation in ("UPDATE", "DELETE") and request.old_object else None)
     memo: dict[Any, Any] = {}
     for policy in policies.tenancy:
         if policy.exempt.covers(
@@ -111,11 +166,79 @@ def _validate(request: AdmissionRequest, policies: PolicySet, state: ClusterStat
             yield from _route_rules(ctx, route(), old_route())
         elif kind == "Gateway":
             yield from _gateway_rules(ctx, gateway, old_gateway)
-        elif kind == "ReferenceGrant" and request.operation in ("UPDATE", "DELETE"):
+        elif kind == "ReferenceGrant" and request.operation in ("UPDATE", "DELETE") and not before:
             old = old_grant()
             yield from blastradius.grant_change_keeps_references(ctx, old, new_grant())
-        elif kind == "ListenerSet" and request.operation in ("CREATE", "UPDATE") and request.object is not None:
-            yield from attachment.listenerset_is_accepted(ctx, request.object, namespace=namespace)
+        elif kind == "ListenerSet":
+            new, old = listener_set(), old_listener_set()
+            if new is not None and subject is not None:
+                yield from attachment.listenerset_is_accepted(ctx, subject, namespace=namespace)
+                yield from listenersets.listenerset_rules(ctx, new, old)
+            if not before:
+                yield from blastradius.listenerset_change_keeps_routes(ctx, old, new)
+
+
+def _ratchet(
+    request: AdmissionRequest, violations: list[Violation], policies: PolicySet, state: ClusterState
+) -> list[Violation]:
+    """Judge what an UPDATE changes: only new or worsened findings deny.
+
+    A finding the object already had before the UPDATE, as a denial, with the same
+    :attr:`~Violation.identity` (rule and subject: the parent, hostname, reference or
+    listener, never a list position) only warns. A finding that was a warning before
+    (a refusal on one parent while another attached) and denies now has worsened, and
+    denies. An UPDATE that changes nothing but metadata (labels, annotations,
+    finalizers, ownerReferences), or of an object being deleted (finalizers are removed
+    by UPDATEs after ``deletionTimestamp`` is set), is allowed with every finding as a warning.
+    """
+    if not any(v.mode is Mode.ENFORCE for v in violations):
+        return violations
+    why = _never_refused(request)
+    before: set[tuple[str, str]] | None = None
+    if why is None:
+        before = _denied_before(request, policies, state)
+        if not before:
+            return violations
+        why = "the object had this before this UPDATE; only new findings deny"
+    return [
+        v.softened(why) if v.mode is Mode.ENFORCE and (before is None or v.identity in before) else v
+        for v in violations
+    ]
+
+
+def _denied_before(request: AdmissionRequest, policies: PolicySet, state: ClusterState) -> set[tuple[str, str]]:
+    """The identities of the denials the object had before an UPDATE (none for other operations)."""
+    if request.operation != "UPDATE" or request.old_object is None:
+        return set()
+    try:
+        return {v.identity for v in _validate(request, policies, state, before=True) if v.mode is Mode.ENFORCE}
+    except gw.MalformedObject:
+        return set()  # the stored object cannot be read: nothing to compare with, judged as new
+
+
+def _never_refused(request: AdmissionRequest) -> str | None:
+    """Why a request is allowed whatever its findings (an UPDATE that changes only
+    metadata, or of an object being deleted), or None when it is judged."""
+    if request.operation != "UPDATE" or not isinstance(request.old_object, dict):
+        return None
+    new, old = request.object or {}, request.old_object
+    if _deleting(new) or _deleting(old):
+        return "the object is being deleted, and an UPDATE that lets its deletion finish is never refused"
+    if _judged_fields(new) == _judged_fields(old):
+        return "this UPDATE changes only metadata, which no rule reads"
+    return None
+
+
+def _deleting(obj: Mapping[str, Any]) -> bool:
+    meta = obj.get("metadata")
+    return isinstance(meta, dict) and bool(meta.get("deletionTimestamp"))
+
+
+def _judged_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """The object without what no validating rule reads: metadata (labels, annotations,
+    finalizers, ownerReferences, ...; name, namespace and creationTimestamp cannot change
+    on UPDATE) and status (a sub-resource, never sent here)."""
+    return {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata", "status")}
 
 
 def _route_rules(ctx: RuleContext, route: gw.Route, old: gw.Route | None) -> Iterator[Violation]:
@@ -124,11 +247,16 @@ def _route_rules(ctx: RuleContext, route: gw.Route, old: gw.Route | None) -> Ite
     yield from hostnames.route_names_hostnames(ctx, route)
     yield from hostnames.route_hostnames_are_allowed(ctx, route)
     yield from hostnames.route_hostnames_are_unclaimed(ctx, route, old)
+    yield from listenersets.route_listeners_are_not_conflicted(ctx, route)
     governed = any(_governs_ref(ctx, ref) for ref in route.parent_refs) or ctx.policy.match.everything
     yield from references.route_references_are_granted(ctx, route, governed=governed)
 
 
 def _governs_ref(ctx: RuleContext, ref: gw.ParentRef) -> bool:
+    """Whether the policy governs the parentRef's Gateway (or, for one the view does not
+    hold, may). A parent that is not a Gateway or ListenerSet is never governed."""
+    if not (ref.is_gateway or ref.is_listenerset):
+        return False
     gateway, _, _ = attachment.parent_listeners(ctx, ref)
     return ctx.governs(gateway) if gateway is not None else ctx.may_govern(ref)
 
@@ -136,11 +264,14 @@ def _governs_ref(ctx: RuleContext, ref: gw.ParentRef) -> bool:
 def _gateway_rules(
     ctx: RuleContext, gateway: Callable[[], gw.Gateway | None], old_gateway: Callable[[], gw.Gateway | None]
 ) -> Iterator[Violation]:
-    new = gateway()
-    if new is not None and ctx.governs(new):
+    new, old = gateway(), old_gateway()
+    governed = ctx.governance(new) if new is not None else False
+    if governed is None:
+        yield ctx.governance_unknown(new)
+    if new is not None and governed:
         for rule in gateways.GATEWAY_RULES:
             yield from rule(ctx, new)
-    old = old_gateway()
+        yield from listenersets.gateway_listeners_are_valid(ctx, new, old)
     if old is not None:
         yield from blastradius.gateway_change_keeps_routes(ctx, old, new)
 
@@ -152,11 +283,9 @@ def _stale(policy: TenancyPolicy, state: ClusterState, now: float | None) -> str
     if policy.stale_max_age is not None:
         age = state.view_age(now)
         if age > policy.stale_max_age:
-            return f"the cluster view is {age:.0f}s old (limit {policy.stale_max_age:.0f}s)"
+            return (f"the cluster view is stale (not confirmed by the API server for {age:.0f}s, "
+                    f"limit {policy.stale_max_age:.0f}s)")
     return None
-
-
-_STRICTNESS = {Mode.AUDIT: 0, Mode.WARN: 1, Mode.ENFORCE: 2}
 
 
 def _fold(violations: list[Violation], policies: PolicySet, state: ClusterState, *, now: float | None) -> Decision:
@@ -165,7 +294,7 @@ def _fold(violations: list[Violation], policies: PolicySet, state: ClusterState,
     strictest: dict[tuple[str, str, str], Violation] = {}
     for v in violations:
         key = (v.rule, v.field, v.message)
-        if key not in strictest or _STRICTNESS[v.mode] > _STRICTNESS[strictest[key].mode]:
+        if key not in strictest or v.mode.strictness > strictest[key].mode.strictness:
             strictest[key] = v
     deduped = list(strictest.values())
     by_name = {p.name: p for p in policies.tenancy}
@@ -195,7 +324,7 @@ def _fold(violations: list[Violation], policies: PolicySet, state: ClusterState,
 
 
 def _with_mode(v: Violation, mode: Mode) -> Violation:
-    return Violation(v.rule, v.reason, v.message, v.field, v.fix, mode, v.policy)
+    return dataclasses.replace(v, mode=mode)
 
 
 # ----------------------------------------------------------------------------- mutation
@@ -210,15 +339,19 @@ def mutate(request: AdmissionRequest, policies: PolicySet, state: ClusterState) 
         return allowed()
     original: dict[str, Any] = request.object
     warnings: list[str] = []
+    findings: list[Violation] = []  # a mutator's findings never deny: they are recorded and warned
     try:
         changed = copy.deepcopy(original)
         for mutator in mutators:
-            warnings.extend(mutator(changed, request=request, policies=policies, state=state))
+            for said in mutator(changed, request=request, policies=policies, state=state):
+                (findings if isinstance(said, Violation) else warnings).append(said)
         patch = tuple(jsonpatch.make_patch(*_without_unchanged(original, changed)).patch)
     except gw.MalformedObject as exc:
         return allowed(warnings=(f"routewarden did not mutate this {request.kind.kind}: {exc}",))
     except RecursionError:  # JSON nested deeper than Python's stack (the apiserver's decoder allows it)
         return allowed(warnings=(f"routewarden did not mutate this {request.kind.kind}: it is nested too deeply",))
+    if findings:
+        return from_violations([_with_mode(f, Mode.WARN) for f in findings], warnings=tuple(warnings), patch=patch)
     return allowed(warnings=tuple(warnings), patch=patch)
 
 

@@ -6,6 +6,11 @@ route's namespace (``allowedRoutes.namespaces``) and kind (``allowedRoutes.kinds
 hostnames intersect, and the ``Accepted`` reason a controller would set. For each
 backendRef: whether it crosses namespaces, and which ReferenceGrant permits it.
 
+For each ListenerSet: whether its Gateway accepts it (``allowedListeners``), and for each
+of its listeners whether the Gateway will serve it, or why not (``Conflicted`` with which
+listener, ``InvalidRouteKinds``, a certificate without a ReferenceGrant), from the same
+merged view of the Gateway's listeners the ``listeners/*`` rules use.
+
 Built on :func:`webhook.gatewayapi.evaluate_attachment`, the same prediction the
 validating rules make, so ``explain`` and ``check`` cannot disagree. Pure: no I/O.
 """
@@ -14,9 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from . import gatewayapi as gw
+from .offline import synthesize_request
+from .policy.exceptions import applicable
+from .policy.model import PolicySet
+from .policy.placeholders import NamespaceFacts, describe_all, resolve_all
 from .state.store import ClusterState
 
 
@@ -30,7 +40,7 @@ class ListenerReport:
     selected: bool
     namespace_allowed: bool | None  # None: depends on labels of a namespace we do not know
     namespaces: str  # what allowedRoutes.namespaces admits, in words
-    kind_allowed: bool
+    kind_allowed: bool | None  # None: an implementation-specific protocol decides
     kinds: tuple[str, ...]
     hostnames: tuple[str, ...]  # the intersection with the route's hostnames
     attaches: bool
@@ -60,6 +70,15 @@ class BackendReport:
 
 
 @dataclass(frozen=True, slots=True)
+class PolicyNote:
+    """What a policy says about the route before any rule runs: how its hostname patterns
+    resolve for the route's namespace, and which exceptions cover it."""
+
+    source: str  # "TenancyPolicy shared-gateway" or "TenancyException catch-all-redirect"
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class RouteReport:
     kind: str
     namespace: str
@@ -69,6 +88,7 @@ class RouteReport:
     parents: tuple[ParentReport, ...]
     backends: tuple[BackendReport, ...]
     error: str = ""
+    policy: tuple[PolicyNote, ...] = ()
 
     @property
     def attached(self) -> bool:
@@ -77,11 +97,37 @@ class RouteReport:
         return bool(self.parents) and all(p.accepted for p in predicted)
 
     @property
+    def partially_attached(self) -> bool:
+        """Some parents accept the route and others refuse it: the controller attaches it where accepted."""
+        predicted = [p for p in self.parents if p.reason != "NotAGateway"]
+        return any(p.accepted for p in predicted) and not self.attached
+
+    @property
+    def headline(self) -> str:
+        """The summary that the parentRef details bear out: attached, not, partly, or unknown."""
+        predicted = [p.accepted for p in self.parents if p.reason != "NotAGateway"]
+        if not self.parents:
+            return "NOT attached"
+        if not predicted:
+            return "attachment not predicted (mesh parents only)"
+        yes, no = predicted.count(True), predicted.count(False)
+        if yes == len(predicted):
+            return "attached"
+        if no == len(predicted):
+            return "NOT attached"
+        if yes:
+            unknown = f", cannot tell for {len(predicted) - yes - no}" if yes + no < len(predicted) else ""
+            return f"attached to {yes} of {len(predicted)} parents{unknown}"
+        return "cannot tell whether attached" if not no else f"NOT attached to {no} parents, cannot tell for the rest"
+
+    @property
     def refs_resolved(self) -> bool:
         return all(b.permitted for b in self.backends)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "attached": self.attached, "refsResolved": self.refs_resolved}
+        return {**asdict(self), "attached": self.attached, "partiallyAttached": self.partially_attached,
+                "headline": self.headline,
+                "refsResolved": self.refs_resolved}
 
 
 # ----------------------------------------------------------------------------- listeners
@@ -115,8 +161,11 @@ def _listener_report(
             why.append(f"namespace {route.namespace} not admitted: the listener admits {describe_namespaces(listener)}")
         elif verdict.namespace_allowed is None:
             why.append(f"cannot tell: namespace {route.namespace} is not declared, so its labels are unknown")
-        if not verdict.kind_allowed:
+        if verdict.kind_allowed is False:
             why.append(f"kind {route.kind} not admitted: the listener accepts {', '.join(kinds) or 'no kinds'}")
+        elif verdict.kind_allowed is None:
+            why.append(f"cannot tell: protocol {listener.protocol} is implementation-specific and the listener lists "
+                       f"no allowedRoutes.kinds, so the implementation decides whether it accepts {route.kind}")
         if not verdict.hostnames:
             why.append(f"no hostname of the route ({', '.join(route.hostnames)}) is under {listener.hostname}")
     return ListenerReport(
@@ -136,7 +185,7 @@ def _listener_report(
     )
 
 
-def listener_kind_ok(listener: gw.Listener, route: gw.Route) -> bool:
+def listener_kind_ok(listener: gw.Listener, route: gw.Route) -> bool | None:
     return gw.listener_admits_kind(listener, group=gw.GROUP, kind=route.kind)
 
 
@@ -163,7 +212,8 @@ def _parent(state: ClusterState, ref: gw.ParentRef) -> tuple[str, tuple[gw.Liste
 def explain_parent(route: gw.Route, ref: gw.ParentRef, state: ClusterState) -> ParentReport:
     if not (ref.is_gateway or ref.is_listenerset):
         return ParentReport(ref.describe(), ref.field, False, None, "NotAGateway",
-                            f"{ref.kind}.{ref.group or 'core'} parents are not Gateways; routewarden does not predict them",
+                            f"{ref.kind if not ref.group else f'{ref.kind}.{ref.group}'} parents are not Gateways; "
+                            "routewarden does not predict them",
                             (), ())
     owner, listeners, found = _parent(state, ref)
     if not found:
@@ -182,10 +232,15 @@ def explain_parent(route: gw.Route, ref: gw.ParentRef, state: ClusterState) -> P
     )
     accepted: bool | None = attachment.reason is None
     message = _MESSAGES.get(attachment.reason, attachment.reason or "")
-    if accepted and attachment.unknown_namespace and not any(v.accepts for v in attachment.verdicts):
+    if accepted and not attachment.attached:
         accepted = None
-        message = (f"depends on the labels of namespace {route.namespace}, which is not declared: "
-                   "add the Namespace manifest (or use --cluster)")
+        unknown = []
+        if attachment.unknown_namespace:
+            unknown.append(f"the labels of namespace {route.namespace}, which is not declared: "
+                           "add the Namespace manifest (or use --cluster)")
+        if attachment.unknown_kind:
+            unknown.append(f"the implementation, whose protocol lists no allowedRoutes.kinds for {route.kind}")
+        message = "depends on " + "; and on ".join(unknown)
     return ParentReport(ref.describe(), ref.field, True, accepted, attachment.reason or "Accepted", message,
                         reports, attachment.hostnames)
 
@@ -233,8 +288,32 @@ def explain_backend(route: gw.Route, ref: gw.ObjectRef, state: ClusterState) -> 
 
 
 # ----------------------------------------------------------------------------- routes
+def policy_notes(obj: Mapping[str, Any], route: gw.Route, state: ClusterState, policies: PolicySet) -> list[PolicyNote]:
+    """How each policy's hostname patterns resolve for the route's namespace, and the
+    exceptions whose match covers the route."""
+    labels = state.namespace_labels(route.namespace)
+    facts = NamespaceFacts.of(route.namespace, state.get("Namespace", "", route.namespace))
+    notes = []
+    for p in policies.tenancy:
+        if not p.hostnames_allowed:
+            continue
+        mine = [a for a in p.hostnames_allowed if a.namespaces.contains(route.namespace, labels)]
+        resolved = resolve_all((t for a in mine for t in a.patterns), facts)
+        notes.append(PolicyNote(f"TenancyPolicy {p.name}",
+                                f"hostnames allowed for namespace {route.namespace}: {describe_all(resolved) or 'none'}"))
+    meta = obj.get("metadata") or {}
+    for e in applicable(policies.exceptions, synthesize_request(obj), labels):
+        state_text = (f"expired on {e.expires_text}, covers nothing" if e.expired(datetime.now(UTC))
+                      else f"until {e.expires_text}" if e.expires_text else "no expiry")
+        notes.append(PolicyNote(f"TenancyException {e.name}",
+                                f"excepts {', '.join(sorted(e.rules))} for {route.kind} {route.namespace}/"
+                                f"{meta.get('name', '')} ({e.reason}; {state_text})"))
+    return notes
+
+
 def explain_route(
-    obj: Mapping[str, Any], state: ClusterState, *, source: str = "", line: int | None = None
+    obj: Mapping[str, Any], state: ClusterState, *, source: str = "", line: int | None = None,
+    policies: PolicySet | None = None,
 ) -> RouteReport:
     meta = obj.get("metadata") or {}
     kind = str(obj.get("kind") or "")
@@ -247,6 +326,7 @@ def explain_route(
         kind=kind, namespace=route.namespace, name=route.name, source=source, line=line,
         parents=tuple(explain_parent(route, ref, state) for ref in route.parent_refs),
         backends=tuple(explain_backend(route, ref, state) for ref in route.backend_refs),
+        policy=tuple(policy_notes(obj, route, state, policies)) if policies is not None else (),
     )
 
 
@@ -255,10 +335,123 @@ def is_route(obj: Mapping[str, Any]) -> bool:
 
 
 def explain(
-    objects: Iterable[tuple[Mapping[str, Any], str, int | None]], state: ClusterState
+    objects: Iterable[tuple[Mapping[str, Any], str, int | None]], state: ClusterState,
+    policies: PolicySet | None = None,
 ) -> list[RouteReport]:
     """A report for every route among (object, source, line) triples; other kinds are skipped."""
-    return [explain_route(obj, state, source=src, line=line) for obj, src, line in objects if is_route(obj)]
+    return [explain_route(obj, state, source=src, line=line, policies=policies)
+            for obj, src, line in objects if is_route(obj)]
+
+
+# ----------------------------------------------------------------------------- listener sets
+@dataclass(frozen=True, slots=True)
+class SetListenerReport:
+    name: str
+    protocol: str
+    port: int | None
+    hostname: str | None
+    served: bool | None  # None: it may be refused (see why)
+    kinds: tuple[str, ...]  # the route kinds it serves
+    why: tuple[str, ...]  # why it is not served, or what may stop it
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerSetReport:
+    namespace: str
+    name: str
+    source: str
+    line: int | None
+    gateway: str
+    accepted: bool | None  # None: depends on something the view does not hold
+    reason: str  # the ListenerSet's Accepted reason, as the Gateway API spells it
+    message: str
+    listeners: tuple[SetListenerReport, ...]
+    error: str = ""
+
+    @property
+    def served(self) -> bool:
+        """The Gateway accepts the set and serves every listener of it."""
+        return bool(self.accepted) and all(lr.served for lr in self.listeners)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "served": self.served}
+
+
+def _set_listener(state: ClusterState, listener_set: gw.ListenerSet, entry: gw.ListenerState) -> SetListenerReport:
+    listener = entry.listener
+    why: list[str] = []
+    served: bool | None = True
+    if entry.conflict is not None:
+        served = False
+        why.append(f"Conflicted ({entry.conflict.reason}): {entry.conflict.describe()}, which comes first")
+    kinds = gw.route_kinds(listener)
+    supported = tuple(sorted(k for _, k in listener.accepted_kinds())) if kinds is None else kinds.valid + kinds.unknown
+    if kinds is not None and kinds.invalid:
+        why.append(f"InvalidRouteKinds: {', '.join(kinds.invalid)}")
+        served = False if kinds.usable is False else served
+    for ref in listener.certificate_refs:
+        permitted = gw.reference_permitted(state.reference_grants(ref.namespace), from_group=gw.GROUP,
+                                           from_kind="ListenerSet", from_namespace=listener_set.namespace, to=ref)
+        if permitted is None:
+            served = False
+            why.append(f"RefNotPermitted: no ReferenceGrant in namespace {ref.namespace} allows ListenerSet from "
+                       f"namespace {listener_set.namespace} to use {ref.describe()}")
+    if served and (entry.doubts or (kinds is not None and kinds.usable is None)):
+        served = None
+    why.extend(entry.doubts)
+    return SetListenerReport(listener.name, listener.protocol, listener.port, listener.hostname, served, supported,
+                             tuple(why))
+
+
+def explain_listenerset(
+    obj: Mapping[str, Any], state: ClusterState, *, source: str = "", line: int | None = None
+) -> ListenerSetReport:
+    """Whether the ListenerSet's Gateway accepts it, and which of its listeners it will serve."""
+    meta = obj.get("metadata") or {}
+    try:
+        listener_set = gw.ListenerSet.from_object(obj)
+    except gw.MalformedObject as exc:
+        return ListenerSetReport(str(meta.get("namespace") or ""), str(meta.get("name") or ""), source, line, "",
+                                 False, "Invalid", "", (), error=str(exc))
+
+    def report(gateway: str, accepted: bool | None, reason: str, message: str,
+               listeners: tuple[SetListenerReport, ...] = ()) -> ListenerSetReport:
+        return ListenerSetReport(listener_set.namespace, listener_set.name, source, line, gateway, accepted, reason,
+                                 message, listeners)
+
+    if listener_set.parent is None:
+        return report("", None, "NotAGateway", "its parentRef names a kind other than Gateway; routewarden does not "
+                                               "predict it")
+    parent = f"Gateway {listener_set.parent[0]}/{listener_set.parent[1]}"
+    gateway = state.gateway(*listener_set.parent)
+    if gateway is None:
+        return report(parent, False, "GatewayNotFound",
+                      f"{parent} is neither in the manifests nor (with --cluster) in the cluster")
+    admitted = gw.gateway_admits_listenerset(gateway, namespace=listener_set.namespace,
+                                             namespace_labels=state.namespace_labels(listener_set.namespace))
+    if admitted is False:
+        return report(parent, False, "NotAllowed", f"{parent} does not accept ListenerSets from namespace "
+                      f"{listener_set.namespace} (allowedListeners.namespaces.from: {gateway.allowed_listeners_from})")
+    view = gw.merge_with(gateway, state.listenersets_for(*gateway.key), labels=state.namespace_labels,
+                         candidate=listener_set)
+    listeners = tuple(_set_listener(state, listener_set, e) for e in view.of("ListenerSet", *listener_set.key))
+    if listeners and all(e.conflicted for e in view.of("ListenerSet", *listener_set.key)):
+        return report(parent, False, "ListenersNotValid", "every listener of it is Conflicted", listeners)
+    if admitted is None:
+        return report(parent, None, "NotAllowed", f"whether {parent} accepts it depends on the labels of namespace "
+                      f"{listener_set.namespace}, which is not declared: add the Namespace manifest (or use "
+                      "--cluster)", listeners)
+    served = sum(1 for lr in listeners if lr.served)
+    return report(parent, True, "Accepted", f"{parent} accepts it and serves {served} of its "
+                                            f"{len(listeners)} listener(s)", listeners)
+
+
+def explain_listenersets(
+    objects: Iterable[tuple[Mapping[str, Any], str, int | None]], state: ClusterState
+) -> list[ListenerSetReport]:
+    """A report for every ListenerSet among (object, source, line) triples."""
+    return [explain_listenerset(obj, state, source=src, line=line) for obj, src, line in objects
+            if obj.get("kind") == "ListenerSet" and str(obj.get("apiVersion") or "").startswith(gw.GROUP + "/")]
 
 
 # ----------------------------------------------------------------------------- text
@@ -274,8 +467,7 @@ def render_text(reports: Iterable[RouteReport]) -> str:
         if r.error:
             lines += [head, f"  cannot be read: {r.error}", ""]
             continue
-        state = "attached" if r.attached else "NOT attached"
-        lines.append(f"{head}: {state}, references {'resolved' if r.refs_resolved else 'NOT permitted'}")
+        lines.append(f"{head}: {r.headline}, references {'resolved' if r.refs_resolved else 'NOT permitted'}")
         if not r.parents:
             lines.append("  no parentRefs: the route attaches to nothing")
         for p in r.parents:
@@ -297,7 +489,29 @@ def render_text(reports: Iterable[RouteReport]) -> str:
         for b in r.backends:
             verdict = "ok" if b.permitted else "NOT PERMITTED"
             lines.append(f"  backendRef {b.ref} ({b.field}): {verdict}: {b.message}")
+        lines.extend(f"  {note.source}: {note.text}" for note in r.policy)
         lines.append("")
     if not lines:
         return "no routes found\n"
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def render_listenersets_text(reports: Iterable[ListenerSetReport]) -> str:
+    lines: list[str] = []
+    for r in reports:
+        where = f"{r.source}:{r.line}" if r.line is not None else r.source
+        head = f"ListenerSet {r.namespace}/{r.name} ({where})"
+        if r.error:
+            lines += [head, f"  cannot be read: {r.error}", ""]
+            continue
+        verdict = {True: "accepted", False: "NOT accepted", None: "acceptance unknown"}[r.accepted]
+        lines.append(f"{head}: {verdict} by {r.gateway or 'no Gateway'}: {r.reason}: {r.message}")
+        for lr in r.listeners:
+            host = lr.hostname or "*"
+            port = f":{lr.port}" if lr.port is not None else ""
+            status = {True: "served", False: "NOT served", None: "may not be served"}[lr.served]
+            lines.append(f"  listener {lr.name} ({lr.protocol}{port} {host}): {status}, route kinds "
+                         f"{', '.join(lr.kinds) or 'none'}")
+            lines.extend(f"    {why}" for why in lr.why)
+        lines.append("")
+    return "\n".join(lines).rstrip("\n") + "\n" if lines else ""

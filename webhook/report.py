@@ -15,19 +15,25 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path, PurePath
 from typing import Any, Literal
 
+from . import __version__
 from . import gatewayapi as gw
 from .decision import Mode
 from .offline import ObjectResult
+from .state.kinds import WATCHED_KINDS
 
 CHECK_SCHEMA_VERSION = 1
 Verdict = Literal["allow", "warn", "deny"]
 
 # Kinds the engine has rules for: validated Gateway API kinds and the mutated Service.
 GOVERNED_KINDS: frozenset[tuple[str, str]] = frozenset(
-    {(gw.GROUP, k) for k in gw.ROUTE_KINDS | {"Gateway", "ReferenceGrant"}} | {("", "Service")}
+    {(gw.GROUP, k) for k in gw.ROUTE_KINDS | {"Gateway", "ListenerSet", "ReferenceGrant"}} | {("", "Service")}
 )
+
+
+GATEWAY_API_KINDS = frozenset(k.kind for k in WATCHED_KINDS if k.group == gw.GROUP)
 
 
 def group_of(obj: Mapping[str, Any]) -> str:
@@ -38,6 +44,12 @@ def governed(result: ObjectResult) -> bool:
     """Whether the engine has anything to say about this object's kind (or said something)."""
     kind = (group_of(result.object), str(result.object.get("kind") or ""))
     return kind in GOVERNED_KINDS or bool(result.violations or result.warnings or result.patch)
+
+
+def lookalike(obj: Mapping[str, Any]) -> bool:
+    """An object of another API group named like a Gateway API kind (an Istio Gateway)."""
+    kind = obj.get("kind")
+    return (isinstance(kind, str) and kind in GATEWAY_API_KINDS and group_of(obj) != gw.GROUP)
 
 
 def verdict(result: ObjectResult) -> Verdict:
@@ -67,7 +79,11 @@ def result_to_dict(result: ObjectResult) -> dict[str, Any]:
         "result": verdict(result),
         "violations": [v.to_dict() for v in result.violations],
         "warnings": list(result.warnings),
+        "info": list(result.info),
         "patch": list(result.patch),
+        "change": result.change or None,
+        "skipped": result.skipped or None,
+        "exceptions": [u.to_dict() for u in result.validation.exceptions],
     }
     if result.validation.code != 200 and not result.violations:
         out["error"] = {"code": result.validation.code, "reason": result.validation.reason,
@@ -86,6 +102,8 @@ def summary(results: Sequence[ObjectResult], *, warnings_as_errors: bool = False
         "denied": verdicts["deny"],
         "patched": sum(1 for r in results if r.patch),
         "failed": sum(1 for r in results if failed(r, warnings_as_errors=warnings_as_errors)),
+        "unchanged": sum(1 for r in results if r.change == "unchanged" and not r.skipped),
+        "skipped": sum(1 for r in results if r.skipped),
     }
 
 
@@ -117,9 +135,31 @@ def describe(obj: Mapping[str, Any]) -> str:
 _LABEL = {"allow": "ok", "warn": "WARN", "deny": "DENIED"}
 
 
+_SEVERITY = {Mode.ENFORCE: 0, Mode.WARN: 1, Mode.AUDIT: 2}
+PATCH_VALUE_LIMIT = 200
+
+
+def patch_lines(op: Mapping[str, Any]) -> list[str]:
+    """One JSON Patch operation with the values it sets (``add /spec/x = "y"``); a map it
+    adds whole (all the annotations of a Service that had none) is shown key by key."""
+    path, value = str(op.get("path")), op.get("value")
+    if "value" in op and isinstance(value, dict) and value:
+        return [line for key in sorted(value) for line in patch_lines(
+            {"op": op.get("op"), "path": f"{path}/{str(key).replace('~', '~0').replace('/', '~1')}",
+             "value": value[key]})]
+    text = f"{op.get('op')} {path}"
+    if "value" in op:
+        shown = json.dumps(value, sort_keys=True)
+        text += f" = {shown if len(shown) <= PATCH_VALUE_LIMIT else shown[:PATCH_VALUE_LIMIT] + '...'}"
+    return [text]
+
+
 def result_text(result: ObjectResult) -> list[str]:
+    """The object's line, then what denies it, what warns, what was excepted, the patch."""
     lines = [f"{where(result)}: {describe(result.object)}: {_LABEL[verdict(result)]}"]
-    for v in result.violations:
+    if result.validation.code != 200 and not result.violations:
+        lines.append(f"  {result.validation.reason}: {result.validation.message}")
+    for v in sorted(result.violations, key=lambda v: _SEVERITY[v.mode]):
         mode = "" if v.mode is Mode.ENFORCE else f", {v.mode.value} only"
         at = f" at {v.field}" if v.field else ""
         policy = f" (policy {v.policy}{mode})" if v.policy else (f" ({v.mode.value} only)" if mode else "")
@@ -127,28 +167,36 @@ def result_text(result: ObjectResult) -> list[str]:
         lines.append(f"    {v.reason}: {v.message}")
         if v.fix:
             lines.append(f"    fix: {v.fix}")
-    if result.validation.code != 200 and not result.violations:
-        lines.append(f"  {result.validation.reason}: {result.validation.message}")
     violation_warnings = {f"{v.rule}: {v.render()}" for v in result.violations}
     for warning in result.warnings:
         if warning not in violation_warnings:
             lines.append(f"  warning: {warning}")
+    lines.extend(f"  excepted: {use.render()}" for use in result.validation.exceptions)
+    lines.extend(f"  note: {note}" for note in result.info)
     if result.patch:
-        paths = ", ".join(f"{op.get('op')} {op.get('path')}" for op in result.patch)
-        lines.append(f"  would be patched: {paths}")
+        lines.append("  would be patched:")
+        lines.extend(f"    {line}" for op in result.patch for line in patch_lines(op))
     return lines
 
 
-def check_text(results: Sequence[ObjectResult], *, warnings_as_errors: bool = False) -> str:
-    """One line per governed object, with every finding under it, then the summary."""
+def check_text(results: Sequence[ObjectResult], *, warnings_as_errors: bool = False, quiet: bool = False) -> str:
+    """One line per governed object, with every finding under it, then the summary.
+    ``quiet``: only the objects denied or warned, then the summary."""
     lines: list[str] = []
     for result in results:
-        if governed(result):
+        if quiet and verdict(result) == "allow":
+            continue
+        if governed(result) and result.judged:
             lines.extend(result_text(result))
+        elif lookalike(result.object) and not quiet:
+            lines.append(f"{where(result)}: {describe(result.object)} ({result.object.get('apiVersion', '')}): "
+                         "not governed: not a Gateway API object")
     s = summary(results, warnings_as_errors=warnings_as_errors)
     lines.append(
         f"{s['objects']} object(s): {s['allowed']} allowed, {s['warned']} with warnings, {s['denied']} denied, "
         f"{s['patched']} would be patched, {s['notGoverned']} not governed"
+        + (f", {s['unchanged']} unchanged since the baseline (not judged)" if s["unchanged"] else "")
+        + (f", {s['skipped']} skipped (in namespaces the webhook excludes)" if s["skipped"] else "")
     )
     if warnings_as_errors and s["warned"]:
         lines.append("warnings count as errors (--warnings-as-errors)")
@@ -219,8 +267,9 @@ def check_cases(results: Sequence[ObjectResult], *, warnings_as_errors: bool = F
         name = f"{result.object.get('kind', '')}/{'/'.join(filter(None, _ns_name(result.object)))}"
         detail = "\n".join(result_text(result))
         case = Case(name=name, classname=source, file=source, line=result.line)
-        if not governed(result):
-            case = Case(name, source, skipped="not governed by routewarden", file=source, line=result.line)
+        if not governed(result) or not result.judged:
+            why = result.skipped or ("not governed by routewarden" if result.judged else "unchanged since the baseline")
+            case = Case(name, source, skipped=why, file=source, line=result.line)
         elif failed(result, warnings_as_errors=warnings_as_errors):
             first = result.validation.denials[0] if result.validation.denials else None
             kind = first.rule if first else ("warning" if result.allowed else result.validation.reason or "denied")
@@ -235,3 +284,106 @@ def check_cases(results: Sequence[ObjectResult], *, warnings_as_errors: bool = F
 def _ns_name(obj: Mapping[str, Any]) -> tuple[str, str]:
     meta = obj.get("metadata") or {}
     return (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+
+
+# ----------------------------------------------------------------------------- findings
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One thing to point at in a file: a violation, an admission warning or an error."""
+
+    result: ObjectResult
+    level: Literal["error", "warning", "note"]
+    rule: str
+    message: str
+
+
+def findings(results: Sequence[ObjectResult], *, warnings_as_errors: bool = False) -> list[Finding]:
+    """Every finding of the judged objects, denials first within each object."""
+    out: list[Finding] = []
+    levels: dict[Mode, Literal["error", "warning", "note"]] = {
+        Mode.ENFORCE: "error", Mode.WARN: "error" if warnings_as_errors else "warning", Mode.AUDIT: "note"}
+    for r in results:
+        if not r.judged:
+            continue
+        name = describe(r.object)
+        if r.validation.code != 200 and not r.violations:
+            out.append(Finding(r, "error", r.validation.reason or "BadRequest", f"{name}: {r.validation.message}"))
+        for v in sorted(r.violations, key=lambda v: _SEVERITY[v.mode]):
+            out.append(Finding(r, levels[v.mode], v.rule, f"{name}: {v.render()}"))
+        said = {f"{v.rule}: {v.render()}" for v in r.violations}
+        out.extend(Finding(r, levels[Mode.WARN], "admission/Warning", f"{name}: {w}")
+                   for w in r.warnings if w not in said)
+    return out
+
+
+# ----------------------------------------------------------------------------- GitHub
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def github_commands(results: Sequence[ObjectResult], *, warnings_as_errors: bool = False) -> str:
+    """GitHub Actions workflow commands (``::error file=...,line=...,title=...::message``),
+    one per finding, so each shows on the line of the pull request that holds the object;
+    then the summary as a plain line."""
+    lines = []
+    for f in findings(results, warnings_as_errors=warnings_as_errors):
+        command = {"error": "error", "warning": "warning", "note": "notice"}[f.level]
+        props = []
+        if f.result.source and not f.result.source.startswith("<"):
+            props.append(f"file={_escape_property(f.result.source)}")
+            if f.result.line is not None:
+                props.append(f"line={f.result.line}")
+        props.append(f"title={_escape_property(f.rule)}")
+        lines.append(f"::{command} {','.join(props)}::{_escape_data(f.message)}")
+    s = summary(results, warnings_as_errors=warnings_as_errors)
+    lines.append(f"routewarden check: {s['objects']} object(s): {s['allowed']} allowed, {s['warned']} with warnings, "
+                 f"{s['denied']} denied, {s['failed']} failing the check")
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- SARIF
+SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+INFORMATION_URI = "https://routewarden.dev"
+
+
+def _artifact(source: str) -> dict[str, Any]:
+    path = PurePath(source)
+    if path.is_absolute():
+        return {"uri": Path(source).as_uri()}
+    return {"uri": path.as_posix(), "uriBaseId": "%SRCROOT%"}
+
+
+def sarif(results: Sequence[ObjectResult]) -> str:
+    """A SARIF 2.1.0 log for code scanning: one result per finding, located at the file and
+    line of its object (an object read from standard input has only a logical location)."""
+    found = findings(results)
+    rule_ids = sorted({f.rule for f in found})
+    rules = [{"id": rule, "name": rule.rpartition("/")[2],
+              "shortDescription": {"text": f"routewarden rule {rule}"},
+              "helpUri": f"{INFORMATION_URI}/docs/policy-reference#rules-and-reasons"} for rule in rule_ids]
+    out = []
+    for f in found:
+        item: dict[str, Any] = {
+            "ruleId": f.rule, "ruleIndex": rule_ids.index(f.rule), "level": f.level,
+            "message": {"text": f.message},
+        }
+        location: dict[str, Any] = {"logicalLocations": [
+            {"fullyQualifiedName": "/".join(filter(None, (str(f.result.object.get("kind") or ""),
+                                                          *_ns_name(f.result.object)))), "kind": "resource"}]}
+        if f.result.source and not f.result.source.startswith("<"):
+            region = {"startLine": f.result.line} if f.result.line is not None else {}
+            location["physicalLocation"] = {"artifactLocation": _artifact(f.result.source),
+                                            **({"region": region} if region else {})}
+        item["locations"] = [location]
+        out.append(item)
+    log = {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [{
+        "tool": {"driver": {"name": "routewarden", "version": __version__, "informationUri": INFORMATION_URI,
+                            "rules": rules}},
+        "columnKind": "unicodeCodePoints",
+        "results": out,
+    }]}
+    return json.dumps(log, indent=2) + "\n"

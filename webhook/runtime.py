@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from .admission import AdmissionRequest
 from .decision import Decision
 from .engine import decide
+from .freshness import DEFAULT_CONFIRM_INTERVAL, view_max_age
 from .policy.loader import PolicyStore
 from .state.store import ClusterState
 from .telemetry import Telemetry
@@ -23,9 +24,15 @@ class Runtime:
     telemetry: Telemetry = field(default_factory=Telemetry)
     # Online the view must have synced before we answer; offline (--dev) it is built from files.
     require_sync: bool = True
+    # Cap on how long a healthy watch goes unconfirmed (serve --watch-confirm-interval).
+    watch_confirm_interval: float = DEFAULT_CONFIRM_INTERVAL
 
     def review(self, request: AdmissionRequest, *, webhook: str) -> Decision:
         return decide(request, self.policies.current, self.state, webhook=webhook)
+
+    def view_max_age(self) -> float:
+        """The age beyond which the cluster view counts as stale (see :mod:`webhook.freshness`)."""
+        return view_max_age(self.policies.current, self.watch_confirm_interval)
 
     def readiness(self) -> tuple[bool, list[str]]:
         """Whether to take traffic, and if not, why."""

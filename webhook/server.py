@@ -73,7 +73,7 @@ def _report_crash(task: asyncio.Task[None]) -> None:
 
 def _telemetry_lifetime(telemetry: Telemetry, runtime: Runtime) -> Callable[[web.Application], AsyncIterator[None]]:
     async def context(app: web.Application) -> AsyncIterator[None]:
-        telemetry.watch_state(runtime.state)
+        telemetry.watch_state(runtime.state, max_age=runtime.view_max_age)
         yield
         telemetry.shutdown()
 

@@ -25,7 +25,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal, Protocol
 
 from opentelemetry import trace
@@ -84,6 +84,8 @@ class StateView(Protocol):
 
     def confirmed_age(self, kind: str, now: float | None = None) -> float: ...
 
+    def unavailable(self) -> dict[str, str]: ...
+
 
 # ---------------------------------------------------------------------------- metrics
 class _Metrics:
@@ -101,6 +103,10 @@ class _Metrics:
         self.violations = Counter(
             "routewarden_violations", "Rule violations found at admission, by rule and mode.",
             ["rule", "mode"], registry=registry,
+        )
+        self.exceptions = Counter(
+            "routewarden_exceptions_used", "Findings a TenancyException excepted at admission, by exception and rule.",
+            ["exception", "rule"], registry=registry,
         )
         self.patches = Counter(
             "routewarden_patches", "Admission responses that carried a JSON Patch.",
@@ -160,30 +166,35 @@ class _CacheCollector:
 
     def __init__(self) -> None:
         self.state: StateView | None = None
+        self.max_age: Callable[[], float] | None = None
 
     def describe(self) -> Iterable[GaugeMetricFamily]:
         return self._families()
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        synced, objects, age, confirmed = families = self._families()
+        synced, objects, age, confirmed, max_age = families = self._families()
         state = self.state
         if state is None:
             return list(families)
         try:
             now = time.monotonic()
+            unavailable = state.unavailable()
             for kind in sorted(state.expected_kinds):
                 synced.add_metric([kind], 1.0 if state.is_synced(kind) else 0.0)
                 objects.add_metric([kind], float(state.count(kind)))
                 seconds = state.last_event_age(kind, now)
                 if seconds is not None:
                     age.add_metric([kind], seconds)
-                confirmed.add_metric([kind], state.confirmed_age(kind, now))
+                if kind not in unavailable:  # as for the engine: a kind that cannot be listed is not waited for
+                    confirmed.add_metric([kind], state.confirmed_age(kind, now))
+            if self.max_age is not None:
+                max_age.add_metric([], self.max_age())
         except Exception:  # a scrape must not fail because the view changed under it
             log.exception("could not read the cluster view for cache metrics")
         return list(families)
 
     @staticmethod
-    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+    def _families() -> tuple[GaugeMetricFamily, ...]:
         return (
             GaugeMetricFamily("routewarden_cache_synced",
                               "1 when the kind has been listed and is watched.", labels=["kind"]),
@@ -192,9 +203,14 @@ class _CacheCollector:
             GaugeMetricFamily("routewarden_cache_last_event_age_seconds",
                               "Seconds since the last list or watch event for the kind.", labels=["kind"]),
             GaugeMetricFamily("routewarden_cache_confirmed_age_seconds",
-                              "Seconds since the watch of the kind was last known current (list, event, "
-                              "bookmark or watch reconnect); grows only when the watch is broken.",
+                              "Seconds since the apiserver last confirmed the kind current (list, event, "
+                              "bookmark or watch resume); a healthy watch, quiet or not, stays below one "
+                              "confirmation interval.",
                               labels=["kind"]),
+            GaugeMetricFamily("routewarden_cache_max_age_seconds",
+                              "Confirmed age beyond which the view is stale: the smallest "
+                              "staleState.maxAgeSeconds of the loaded policies (else three confirmation "
+                              "intervals)."),
         )
 
 
@@ -418,6 +434,8 @@ class Telemetry:
         if decision is not None:
             for violation in decision.violations:
                 m.violations.labels(rule=violation.rule, mode=str(violation.mode)).inc()
+            for use in decision.exceptions:
+                m.exceptions.labels(exception=use.exception, rule=use.rule).inc()
             if decision.allowed and decision.patch:
                 m.patches.labels(kind=req["kind"]).inc()
         recording = span.is_recording()
@@ -428,6 +446,7 @@ class Telemetry:
         line = {
             "webhook": rec.webhook, **req, "decision": label, "rules": rules,
             "warnings": len(decision.warnings) if decision else 0,
+            "exceptions": [f"{u.exception}:{u.rule}" for u in decision.exceptions] if decision else [],
             "patch_ops": len(decision.patch) if decision and decision.allowed else 0,
             "latency_ms": round(seconds * 1000, 3),
         }
@@ -476,7 +495,7 @@ class Telemetry:
     def _level(decision: Decision | None) -> int:
         if decision is None:
             return logging.ERROR
-        if not decision.allowed or decision.violations or decision.warnings:
+        if not decision.allowed or decision.violations or decision.warnings or decision.exceptions:
             return logging.INFO
         return logging.DEBUG
 
@@ -536,9 +555,11 @@ class Telemetry:
     def reconcile_leader(self, leader: bool) -> None:
         self._metrics.reconcile_leader.set(1 if leader else 0)
 
-    def watch_state(self, state: StateView) -> None:
-        """Export the cache metrics of ``state`` (read at every scrape)."""
+    def watch_state(self, state: StateView, *, max_age: Callable[[], float] | None = None) -> None:
+        """Export the cache metrics of ``state`` and the staleness limit ``max_age()`` (read at
+        every scrape)."""
         self._cache.state = state
+        self._cache.max_age = max_age
 
     def metrics(self, accept: str | None = None) -> tuple[bytes, str]:
         """The exposition and its content type (OpenMetrics when ``accept`` asks for it)."""

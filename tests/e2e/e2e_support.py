@@ -5,17 +5,25 @@ saying why there is none), and blocking client calls run off the event loop."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import eventually as poll
 
+from webhook.certs import CertificateFiles
+from webhook.policy.loader import PolicyStore
+from webhook.runtime import Runtime
+from webhook.server import create_app, start
 from webhook.state.informer import InformerConfig, InformerStats, run_informers
-from webhook.state.kinds import GATEWAY_GROUP, KINDS_BY_NAME
+from webhook.state.kinds import GATEWAY_GROUP, KINDS_BY_NAME, WatchedKind
 from webhook.state.store import ClusterState
+from webhook.tls import CertificateReloader, server_context
 
 kubernetes = pytest.importorskip("kubernetes")
 from kubernetes import client as k8s
@@ -24,6 +32,8 @@ from kubernetes.client.exceptions import ApiException
 
 KINDS = tuple(KINDS_BY_NAME[k] for k in ("Namespace", "Gateway", "HTTPRoute", "ReferenceGrant"))
 WAIT = 60.0
+# The address kube-apiserver dials; override when the API server reaches this machine elsewhere.
+HOST = os.environ.get("ROUTEWARDEN_E2E_WEBHOOK_HOST", "127.0.0.1")
 CONFIG = InformerConfig(watch_timeout=60, backoff_max=5, unavailable_retry=5)
 
 
@@ -136,3 +146,83 @@ class Cluster:
         )
 
 
+def denial(exc: ApiException) -> dict[str, Any]:
+    """The Status body kube-apiserver returns for a webhook denial."""
+    try:
+        return json.loads(exc.body or "{}")
+    except ValueError:
+        return {"message": exc.body or ""}
+
+
+async def first_refusal(cluster: Cluster, namespace: str, obj: dict[str, Any], *, kind: str = "HTTPRoute") -> ApiException:
+    """The API server's refusal of a dry-run create, waiting for it to load a new webhook configuration."""
+    for _ in range(30):
+        try:
+            await cluster.create(kind, namespace, obj, dry_run=True)
+        except ApiException as exc:
+            if exc.status == 403 or "webhook" in (exc.body or ""):
+                return exc
+            raise  # not an admission answer: a real error of the API server
+        await asyncio.sleep(1)
+    pytest.fail(f"kube-apiserver admitted the {kind} for 30 s: the webhook configuration was never consulted")
+
+
+@contextlib.asynccontextmanager
+async def routewarden(
+    api_client: Any, policies: Path, certs: CertificateFiles, *, kinds: Iterable[WatchedKind] = KINDS
+) -> AsyncIterator[tuple[int, ClusterState]]:
+    """The production wiring on a free port: TLS, policies, and the informer on this cluster."""
+    kinds = tuple(kinds)
+    state = ClusterState()
+    state.expect(k.kind for k in kinds)
+    store = PolicyStore(policies)
+    assert store.reload(), store.errors
+    runtime = Runtime(policies=store, state=state, require_sync=True)
+
+    async def informer() -> None:
+        await run_informers(state, api_client=api_client, kinds=kinds, config=CONFIG)
+
+    context = server_context(certs.cert, certs.key)
+    app = create_app(runtime, certificates=CertificateReloader(context, certs.cert, certs.key),
+                     policy_interval=None, informer=informer)
+    runner, port = await start(app, host=HOST, port=0, ssl_context=context, access_log=False)
+    try:
+        await eventually(lambda: runtime.readiness()[0], "routewarden ready (policies loaded, view synced)")
+        yield port, state
+    finally:
+        await runner.cleanup()
+
+
+def validating_webhook(name: str, run: str, port: int, certs: CertificateFiles, *, resources: list[str]) -> dict[str, Any]:
+    """A ValidatingWebhookConfiguration calling routewarden by URL for the namespaces of one run."""
+    return {
+        "metadata": {"name": name},
+        "webhooks": [{
+            "name": f"validate.{run}.e2e.routewarden.dev",
+            "clientConfig": {"url": f"https://{HOST}:{port}/validate",
+                             "caBundle": base64.b64encode(certs.ca_cert.read_bytes()).decode()},
+            "rules": [{"apiGroups": [GATEWAY_GROUP], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE", "DELETE"],
+                       "resources": resources, "scope": "Namespaced"}],
+            "namespaceSelector": {"matchLabels": {"routewarden.dev/e2e": run}},
+            "matchPolicy": "Equivalent", "sideEffects": "None", "admissionReviewVersions": ["v1"],
+            "failurePolicy": "Fail", "timeoutSeconds": 5,
+        }],
+    }
+
+
+def impersonating(client: Any, username: str) -> Any:
+    """A CoreV1Api acting as ``username`` (``Impersonate-User``, as ``kubectl --as``; the harness admin may)."""
+    return k8s.CoreV1Api(k8s.ApiClient(client.configuration, header_name="Impersonate-User", header_value=username))
+
+
+async def grant_services(client: Any, namespace: str, subject: dict[str, str]) -> None:
+    """Let ``subject`` (an RBAC subject) create and read Services in ``namespace``."""
+    rbac = k8s.RbacAuthorizationV1Api(client)
+    name = f"services-{subject['name'].replace(':', '-')}"[:63]
+    await asyncio.to_thread(rbac.create_namespaced_role, namespace, {
+        "metadata": {"name": name},
+        "rules": [{"apiGroups": [""], "resources": ["services"], "verbs": ["create", "get", "update", "patch"]}]})
+    await asyncio.to_thread(rbac.create_namespaced_role_binding, namespace, {
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [subject]})

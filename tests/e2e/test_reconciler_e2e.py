@@ -1,18 +1,19 @@
 """The background reconciler against a real kube-apiserver, with the mutating webhook registered.
 
 Two routewarden replicas run as ``serve`` runs them (HTTPS server, informer, reconciler,
-Lease), one of them registered as the Service mutating webhook by URL + caBundle (scoped
-to the namespaces this run creates). The generated Service is created as the gateway
-controller would create it: with an ownerReference (``controller: true``) to the
-Gateway and its real uid, and Cilium's labels; the webhook adds the external-dns
-hostname. Then:
+Lease), one of them registered as the Service mutating and validating webhooks by URL +
+caBundle, with the ``matchConditions`` of ``deploy/base`` and scoped to the namespaces
+this run creates; the impersonation rule is in ``enforce`` mode, so a reconciler write
+it refused would fail the test. The generated Service is created as Cilium creates it:
+by its ServiceAccount (impersonation, which the harness admin may do), with Cilium's
+labels and an ownerReference (``controller: true``) to the Gateway's real uid; the
+webhook adds the external-dns hostname. Then:
 
 * a route with a new hostname: the Service's annotation includes it within seconds,
   written by server-side apply under the field manager ``routewarden``, by nobody else;
 * the route deleted: the name is removed;
-* an annotation another field manager set is left alone; once another manager has
-  written the hostname (the webhook restores the computed value, but that manager owns
-  the field), the next change is reported as a conflict and not taken;
+* an annotation another field manager set is left alone, and a hostname another field
+  manager writes is reported as a conflict and not taken;
 * the second replica never writes, and does not hold the Lease.
 
 Run with: ``KUBECONFIG=... pytest -m e2e tests/e2e``.
@@ -21,7 +22,6 @@ Run with: ``KUBECONFIG=... pytest -m e2e tests/e2e``.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import dataclasses
 import os
@@ -38,9 +38,12 @@ from e2e_support import (
     Cluster,
     api_client_fixture,  # noqa: F401 - provides the api_client fixture
     eventually,
+    grant_services,
+    impersonating,
 )
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
+from test_service_trust_e2e import conditions, webhook
 from test_telemetry import value
 
 from webhook.certs import CertificateFiles, write_certificates
@@ -69,7 +72,15 @@ spec:
   service:
     annotations: {{{scheme}: internal}}
     externalDNS: {{sources: [listeners, routes]}}
+---
+apiVersion: routewarden.dev/v1alpha1
+kind: TenancyPolicy
+metadata: {{name: e2e-reconcile-{run}}}
+spec:
+  match: {{gateways: [{{namespace: {infra}, name: shared}}]}}
+  rules: {{services/ImpersonatesGeneratedService: enforce}}
 """
+CILIUM = "system:serviceaccount:kube-system:cilium-operator"  # Cilium's default identity
 
 
 @dataclasses.dataclass
@@ -131,12 +142,14 @@ async def test_the_reconciler_keeps_the_generated_service_in_step_with_routes(ap
     certs = CertificateFiles(tmp_path / "certs")
     write_certificates(certs.directory, hostnames=["localhost"], ips=[HOST])
     (tmp_path / "policies").mkdir()
-    (tmp_path / "policies" / "services.yaml").write_text(POLICY.format(run=run, scheme=SCHEME))
+    (tmp_path / "policies" / "services.yaml").write_text(POLICY.format(run=run, scheme=SCHEME, infra=infra))
     created: list[str] = []
     try:
         for ns in (infra, apples, system):
             await cluster.namespace(ns, run)
             created.append(ns)
+        await grant_services(api_client, infra, {"kind": "ServiceAccount", "name": "cilium-operator",
+                                                 "namespace": "kube-system"})
         gateway = await cluster.create("Gateway", infra, {
             "metadata": {"name": "shared"},
             "spec": {"gatewayClassName": f"routewarden-e2e-{run}", "listeners": [
@@ -147,20 +160,16 @@ async def test_the_reconciler_keeps_the_generated_service_in_step_with_routes(ap
         async with replica(api_client, name="a", **options) as a:
             await eventually(a.reconciler.elector.is_leader, "replica a holds the Lease")
             async with replica(api_client, name="b", **options) as b:
-                await asyncio.to_thread(admission.create_mutating_webhook_configuration, {
-                    "metadata": {"name": webhook_name},
-                    "webhooks": [{
-                        "name": f"services.{run}.e2e.routewarden.dev",
-                        "clientConfig": {"url": f"https://{HOST}:{a.port}/mutate",
-                                         "caBundle": base64.b64encode(certs.ca_cert.read_bytes()).decode()},
-                        "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
-                                   "resources": ["services"], "scope": "Namespaced"}],
-                        "namespaceSelector": {"matchLabels": {"routewarden.dev/e2e": run}},
-                        "sideEffects": "None", "admissionReviewVersions": ["v1"], "failurePolicy": "Fail",
-                        "timeoutSeconds": 5, "reinvocationPolicy": "IfNeeded",
-                    }],
-                })
-                # The Service as the gateway controller creates it: owned by the Gateway (controller: true).
+                for create, config in ((admission.create_mutating_webhook_configuration,
+                                        "mutatingwebhookconfiguration.yaml"),
+                                       (admission.create_validating_webhook_configuration,
+                                        "validatingwebhookconfiguration.yaml")):
+                    kind = "mutate" if "mutating" in config else "validate"
+                    hook = webhook(f"services.{kind}.{run}.e2e.routewarden.dev", port=a.port, path=f"/{kind}",
+                                   certs=certs, run=run, match=conditions(config, f"services.{kind}.routewarden.dev"))
+                    await asyncio.to_thread(create, {"metadata": {"name": webhook_name}, "webhooks": [hook]})
+                # The Service as Cilium creates it: by its ServiceAccount, owned by the Gateway (controller: true).
+                controller = impersonating(api_client, CILIUM)
                 body = {
                     "metadata": {"name": "cilium-gateway-shared", "labels": {
                         "io.cilium.gateway/owning-gateway": "shared", "gateway.networking.k8s.io/gateway-name": "shared"},
@@ -169,13 +178,13 @@ async def test_the_reconciler_keeps_the_generated_service_in_step_with_routes(ap
                     "spec": {"type": "LoadBalancer", "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]},
                 }
                 for _ in range(30):  # until the API server calls the new webhook configuration
-                    probe = await asyncio.to_thread(core.create_namespaced_service, infra, body, dry_run="All")
+                    probe = await asyncio.to_thread(controller.create_namespaced_service, infra, body, dry_run="All")
                     if HOSTNAME in annotations(probe):
                         break
                     await asyncio.sleep(1)
                 else:
                     pytest.skip(f"the API server never called the webhook at {HOST}:{a.port}")
-                service = await asyncio.to_thread(core.create_namespaced_service, infra, body)
+                service = await asyncio.to_thread(controller.create_namespaced_service, infra, body)
                 assert annotations(service)[HOSTNAME] == f"*.{run}.example.com"
                 # What the webhook adds after the apiserver recorded field ownership belongs to nobody...
                 assert owners_of(service, HOSTNAME) == set()
@@ -236,25 +245,16 @@ async def test_the_reconciler_keeps_the_generated_service_in_step_with_routes(ap
                 assert annotations(service)["example.com/owner"] == "team-a"
                 assert owners_of(service, "example.com/owner") == {"e2e-team"}
 
-                # Another manager writes the hostname. The webhook puts the computed value back on that very
-                # write (a hand-typed hostname never survives), but the field manager that wrote it owns it now.
+                # Another field manager writes the hostname (not the controller: the webhook leaves the write
+                # as it is). That manager owns the value now: a conflict, reported and not taken.
                 await asyncio.to_thread(core.patch_namespaced_service, "cilium-gateway-shared", infra,
                                         {"metadata": {"annotations": {HOSTNAME: f"typed.{run}.example.com"}}},
                                         field_manager="e2e-team")
-                service = await current()
-                assert annotations(service)[HOSTNAME] == f"*.{run}.example.com"
-                assert "e2e-team" in owners_of(service, HOSTNAME)
-                # The next change is then theirs to allow: a conflict, reported and not taken.
-                await cluster.create("HTTPRoute", apples, {
-                    "metadata": {"name": "late"},
-                    "spec": {"parentRefs": [{"name": "shared", "namespace": infra}],
-                             "hostnames": [f"late.{run}.example.com"]},
-                })
                 await eventually(lambda: value(a.telemetry, "routewarden_reconcile_conflicts_total", mode="on") >= 1,
                                  "the conflict reported", timeout=15)
                 service = await current()
-                assert annotations(service)[HOSTNAME] == f"*.{run}.example.com"
-                assert "e2e-team" in owners_of(service, HOSTNAME)
+                assert annotations(service)[HOSTNAME] == f"typed.{run}.example.com"
+                assert owners_of(service, HOSTNAME) == {"e2e-team"}
 
                 # Only the Lease holder wrote.
                 assert a.reconciler.writes >= 3 and b.reconciler.writes == 0
@@ -266,7 +266,9 @@ async def test_the_reconciler_keeps_the_generated_service_in_step_with_routes(ap
                 print(f"\nreconciler e2e: hostname published {published:.2f}s after the route was created, "
                       f"removed {removed:.2f}s after it was deleted")
     finally:
-        with contextlib.suppress(ApiException):
-            await asyncio.to_thread(admission.delete_mutating_webhook_configuration, webhook_name)
+        for delete in (admission.delete_mutating_webhook_configuration,
+                       admission.delete_validating_webhook_configuration):
+            with contextlib.suppress(ApiException):
+                await asyncio.to_thread(delete, webhook_name)
         for ns in created:
             await cluster.delete_namespace(ns)

@@ -17,36 +17,30 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
-import os
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 from e2e_support import (
-    CONFIG,
     GATEWAY_GROUP,
-    KINDS,
+    HOST,
     Cluster,
     api_client_fixture,  # noqa: F401 - provides the api_client fixture
+    denial,
     eventually,
+    first_refusal,
+    grant_services,
+    impersonating,
+    routewarden,
+    validating_webhook,
 )
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from webhook.certs import CertificateFiles, write_certificates
-from webhook.policy.loader import PolicyStore
-from webhook.runtime import Runtime
-from webhook.server import create_app, start
-from webhook.state.informer import run_informers
-from webhook.state.store import ClusterState
-from webhook.tls import CertificateReloader, server_context
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
-
-# The address kube-apiserver dials; override when the API server reaches this machine elsewhere.
-HOST = os.environ.get("ROUTEWARDEN_E2E_WEBHOOK_HOST", "127.0.0.1")
 
 POLICY = """\
 apiVersion: routewarden.dev/v1alpha1
@@ -83,50 +77,6 @@ def route(name: str, *, infra: str, hostnames: list[str], backends: list[dict[st
     }
 
 
-def denial(exc: ApiException) -> dict[str, Any]:
-    """The Status body kube-apiserver returns for a webhook denial."""
-    try:
-        return json.loads(exc.body or "{}")
-    except ValueError:
-        return {"message": exc.body or ""}
-
-
-async def first_refusal(cluster: Cluster, namespace: str, obj: dict[str, Any]) -> ApiException:
-    """The API server's refusal of a dry-run create, waiting for it to load a new webhook configuration."""
-    for _ in range(30):
-        try:
-            await cluster.create("HTTPRoute", namespace, obj, dry_run=True)
-        except ApiException as exc:
-            if exc.status == 403 or "webhook" in (exc.body or ""):
-                return exc
-            raise  # not an admission answer: a real error of the API server
-        await asyncio.sleep(1)
-    pytest.fail("kube-apiserver admitted the route for 30 s: the webhook configuration was never consulted")
-
-
-@contextlib.asynccontextmanager
-async def routewarden(api_client: Any, policies: Path, certs: CertificateFiles):
-    """The production wiring on a free port: TLS, policies, and the informer on this cluster."""
-    state = ClusterState()
-    state.expect(k.kind for k in KINDS)
-    store = PolicyStore(policies)
-    assert store.reload(), store.errors
-    runtime = Runtime(policies=store, state=state, require_sync=True)
-
-    async def informer() -> None:
-        await run_informers(state, api_client=api_client, kinds=KINDS, config=CONFIG)
-
-    context = server_context(certs.cert, certs.key)
-    app = create_app(runtime, certificates=CertificateReloader(context, certs.cert, certs.key),
-                     policy_interval=None, informer=informer)
-    runner, port = await start(app, host=HOST, port=0, ssl_context=context, access_log=False)
-    try:
-        await eventually(lambda: runtime.readiness()[0], "routewarden ready (policies loaded, view synced)")
-        yield port, state
-    finally:
-        await runner.cleanup()
-
-
 async def test_the_api_server_refuses_bad_routes_with_gateway_api_reasons(api_client: Any, tmp_path: Path) -> None:
     """Through kube-apiserver: NotAllowedByListeners, RefNotPermitted and a hostname hijack are
     refused at apply time (dry-run too); good routes, and a route whose grant now exists, are created."""
@@ -156,20 +106,8 @@ async def test_the_api_server_refuses_bad_routes_with_gateway_api_reasons(api_cl
         })
         async with routewarden(api_client, tmp_path / "policies", certs) as (port, state):
             await eventually(lambda: state.gateway(infra, "shared") is not None, "the Gateway in the view")
-            await asyncio.to_thread(admission.create_validating_webhook_configuration, {
-                "metadata": {"name": webhook_name},
-                "webhooks": [{
-                    "name": f"validate.{run}.e2e.routewarden.dev",
-                    "clientConfig": {"url": f"https://{HOST}:{port}/validate",
-                                     "caBundle": base64.b64encode(certs.ca_cert.read_bytes()).decode()},
-                    "rules": [{"apiGroups": [GATEWAY_GROUP], "apiVersions": ["*"],
-                               "operations": ["CREATE", "UPDATE", "DELETE"],
-                               "resources": ["httproutes", "gateways", "referencegrants"], "scope": "Namespaced"}],
-                    "namespaceSelector": {"matchLabels": {"routewarden.dev/e2e": run}},
-                    "matchPolicy": "Equivalent", "sideEffects": "None", "admissionReviewVersions": ["v1"],
-                    "failurePolicy": "Fail", "timeoutSeconds": 5,
-                }],
-            })
+            await asyncio.to_thread(admission.create_validating_webhook_configuration, validating_webhook(
+                webhook_name, run, port, certs, resources=["httproutes", "gateways", "referencegrants"]))
 
             # A namespace the listener does not admit. The first call also proves the API
             # server reaches the webhook; if it cannot, the rest cannot be tested here.
@@ -230,9 +168,13 @@ async def test_the_api_server_refuses_bad_routes_with_gateway_api_reasons(api_cl
                     "gateway.networking.k8s.io/gateway-name": "shared", "io.cilium.gateway/owning-gateway": "shared"}},
                 "spec": {"type": "LoadBalancer", "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]},
             }
+            # Written as Cilium's operator writes it: routewarden annotates only the controller's own Services.
+            await grant_services(api_client, infra, {"kind": "ServiceAccount", "name": "cilium-operator",
+                                                     "namespace": "kube-system"})
+            operator = impersonating(api_client, "system:serviceaccount:kube-system:cilium-operator")
             annotated: dict[str, Any] = {}
             for _ in range(30):  # until the API server has loaded the new configuration
-                created_service = await asyncio.to_thread(cluster.core.create_namespaced_service, infra, service,
+                created_service = await asyncio.to_thread(operator.create_namespaced_service, infra, service,
                                                           dry_run="All")
                 annotated = created_service.metadata.annotations or {}
                 if annotated:

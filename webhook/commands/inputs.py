@@ -17,16 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..offline import with_namespace
+from ..offline import Baseline, with_namespace
 from ..policy.loader import PolicyLoadError, load_paths
 from ..policy.model import PolicySet
-from ..state.kinds import KINDS_BY_NAME, WATCHED_KINDS
-from ..state.manifests import Manifest, ManifestError, load_manifests
+from ..state.kinds import WATCHED_KINDS, watched_kind_of
+from ..state.manifests import Manifest, ManifestError, load_git, load_manifests
 from ..state.store import ClusterState
 
 EXIT_OK, EXIT_DENIED, EXIT_USAGE = 0, 1, 2
 DEFAULT_POLICIES = Path("policies")
-OUTPUTS = ("text", "json", "junit")
+OUTPUTS = ("text", "json", "junit", "github", "sarif")
 
 
 class InputError(Exception):
@@ -38,6 +38,9 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
                         help="manifest files or directories (recursive); - reads standard input")
     parser.add_argument("-n", "--namespace", default="default",
                         help="namespace for namespaced objects without one (default: %(default)s)")
+    parser.add_argument("--context", action="append", default=[], metavar="PATH",
+                        help="manifests the view holds but nothing judges (the platform's Gateways and Namespaces "
+                             "for a per-directory check); file or directory, repeatable, read like serve --state")
     parser.add_argument("--cluster", action="store_true",
                         help="list the live cluster once (kubeconfig) and lay the manifests over it")
     parser.add_argument("--kubeconfig", type=Path, default=None,
@@ -51,20 +54,32 @@ class Inputs:
     manifests: tuple[Manifest, ...]
     objects: tuple[dict[str, Any], ...]  # the manifests' objects, namespaces defaulted
     state: ClusterState
+    context: tuple[dict[str, Any], ...] = ()  # in the view, not judged
 
 
 def load_inputs(args: argparse.Namespace) -> Inputs:
     try:
         manifests = tuple(load_manifests(args.paths))
+        context = tuple(with_namespace(m.obj, args.namespace) for m in load_manifests(args.context))
     except ManifestError as exc:
         raise InputError(str(exc)) from exc
     objects = tuple(with_namespace(m.obj, args.namespace) for m in manifests)
     if args.cluster:
         state = list_cluster(kubeconfig=args.kubeconfig, timeout=args.cluster_timeout)
-        overlay(state, objects)
+        overlay(state, context + objects)
     else:
-        state = ClusterState.from_objects(objects)
-    return Inputs(manifests, objects, state)
+        state = ClusterState.from_objects(context + objects)
+    return Inputs(manifests, objects, state, context)
+
+
+def load_baseline(spec: str, paths: Sequence[str], namespace: str) -> Baseline:
+    """What already exists: a file or directory of manifests, else a git revision of the
+    repository holding ``paths`` (read at that revision, same paths)."""
+    try:
+        manifests = load_manifests([spec]) if Path(spec).exists() else load_git(spec, paths)
+    except ManifestError as exc:
+        raise InputError(f"--baseline: {exc}") from exc
+    return Baseline.of(with_namespace(m.obj, namespace) for m in manifests)
 
 
 def load_policies(paths: Sequence[Path] | None) -> PolicySet:
@@ -93,9 +108,10 @@ def overlay(state: ClusterState, objects: Sequence[dict[str, Any]]) -> None:
     does not change it.
     """
     for obj in objects:
-        kind = obj.get("kind")
-        if not isinstance(kind, str) or kind not in KINDS_BY_NAME:
+        watched = watched_kind_of(obj)
+        if watched is None:
             continue
+        kind = watched.kind
         meta = obj.get("metadata") or {}
         live = state.get(kind, meta.get("namespace") or "", meta.get("name") or "")
         live_meta = (live or {}).get("metadata") or {}
@@ -137,6 +153,7 @@ def list_cluster(*, kubeconfig: Path | None, timeout: float) -> ClusterState:
     finally:
         api_client.close()
     state.offline = True  # a snapshot: never "stale" while it is being evaluated
+    state.missing = "is neither in the manifests nor in the cluster"
     return state
 
 

@@ -14,6 +14,10 @@ route's status lives here, one module per concern:
 * ``gateways``: Gateways, ListenerSets and listeners (``allowedRoutes.namespaces.from:
   Same`` by default);
 * ``grants``: ReferenceGrant matching (``RefNotPermitted``);
+* ``listeners``: ListenerSets, and the route kinds each core protocol serves
+  (``InvalidRouteKinds``);
+* ``conflicts``: the merged listeners of a Gateway and its ListenerSets in GEP-1713's
+  precedence, and which of them are ``Conflicted``;
 * ``attachment``: listener selection by ``sectionName`` and ``port``
   (``NoMatchingParent``) and ``allowedRoutes`` evaluation, namespaces and kinds
   (``NotAllowedByListeners``).
@@ -34,10 +38,13 @@ from .attachment import (
     listener_admits_namespace,
     listeners_for_ref,
 )
+from .conflicts import Clash, ListenerState, MergedListeners, Owner, merge_listeners, merge_with, precedence
 from .core import (
     CORE_GROUP,
+    CORE_PROTOCOLS,
     DEFAULT_KINDS_BY_PROTOCOL,
     GROUP,
+    HOSTNAME_PROTOCOLS,
     HOSTNAME_ROUTE_KINDS,
     NAME_LABEL,
     ROUTE_KINDS,
@@ -53,28 +60,43 @@ from .hostnames import (
     is_wildcard,
     normalize_hostname,
 )
+from .listeners import (
+    COMPATIBLE_KINDS_BY_PROTOCOL,
+    ListenerSet,
+    RouteKinds,
+    route_kinds,
+)
 from .references import ObjectRef, ParentRef, parse_object_ref, parse_parent_ref
 from .routes import Route
 from .selectors import LabelSelector
 
 __all__ = [
+    "COMPATIBLE_KINDS_BY_PROTOCOL",
     "CORE_GROUP",
+    "CORE_PROTOCOLS",
     "DEFAULT_KINDS_BY_PROTOCOL",
     "GROUP",
+    "HOSTNAME_PROTOCOLS",
     "HOSTNAME_ROUTE_KINDS",
     "NAME_LABEL",
     "ROUTE_KINDS",
     "Attachment",
+    "Clash",
     "Gateway",
     "LabelSelector",
     "Listener",
+    "ListenerSet",
+    "ListenerState",
     "ListenerVerdict",
     "MalformedObject",
+    "MergedListeners",
     "Meta",
     "ObjectRef",
+    "Owner",
     "ParentRef",
     "ReferenceGrant",
     "Route",
+    "RouteKinds",
     "evaluate_attachment",
     "gateway_admits_listenerset",
     "hostname_matches",
@@ -86,9 +108,13 @@ __all__ = [
     "listeners_for_ref",
     "listenerset_listeners",
     "listenerset_parent",
+    "merge_listeners",
+    "merge_with",
     "normalize_hostname",
     "parse_listener",
     "parse_object_ref",
     "parse_parent_ref",
+    "precedence",
     "reference_permitted",
+    "route_kinds",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from .core import GROUP, HOSTNAME_ROUTE_KINDS, NAME_LABEL
+from .core import CORE_PROTOCOLS, GROUP, HOSTNAME_ROUTE_KINDS, NAME_LABEL
 from .gateways import Gateway, Listener
 from .hostnames import intersect_hostnames
 from .references import ParentRef
@@ -68,7 +68,14 @@ def listener_admits_namespace(
     return False  # "None" or an unknown value admits nothing
 
 
-def listener_admits_kind(listener: Listener, *, group: str, kind: str) -> bool:
+def listener_admits_kind(listener: Listener, *, group: str, kind: str) -> bool | None:
+    """Whether the listener accepts routes of this kind (``allowedRoutes.kinds``, else the
+    protocol's kinds). None for an implementation-specific protocol without
+    ``allowedRoutes.kinds``: which kinds it accepts is the implementation's to say."""
+    if listener.allowed_kinds:
+        return (group, kind) in listener.allowed_kinds
+    if listener.protocol not in CORE_PROTOCOLS:
+        return None
     return (group, kind) in listener.accepted_kinds()
 
 
@@ -77,13 +84,19 @@ class ListenerVerdict:
     """How one listener treats one parentRef of a route (for ``explain`` and the rules)."""
 
     listener: Listener
-    namespace_allowed: bool | None
-    kind_allowed: bool
+    namespace_allowed: bool | None  # None: the labels of the route's namespace are unknown
+    kind_allowed: bool | None  # None: an implementation-specific protocol decides
     hostnames: tuple[str, ...]
 
     @property
     def accepts(self) -> bool:
-        return bool(self.namespace_allowed) and self.kind_allowed
+        """Known to accept the route's namespace and kind."""
+        return self.namespace_allowed is True and self.kind_allowed is True
+
+    @property
+    def may_accept(self) -> bool:
+        """Not known to refuse it: accepts, or only what the view does not know could tell."""
+        return self.namespace_allowed is not False and self.kind_allowed is not False
 
     @property
     def attaches(self) -> bool:
@@ -92,12 +105,19 @@ class ListenerVerdict:
 
 @dataclass(frozen=True, slots=True)
 class Attachment:
-    """What a controller would decide for one parentRef: reason None means Accepted."""
+    """What a controller would decide for one parentRef: reason None means Accepted.
+
+    An Accepted parentRef that no listener is *known* to accept rests on what the view
+    does not know: the labels of the route's namespace (``unknown_namespace``) or the
+    kinds of an implementation-specific protocol (``unknown_kind``).
+    """
 
     ref: ParentRef
     verdicts: tuple[ListenerVerdict, ...]
     reason: str | None
     unknown_namespace: bool = False
+    unknown_kind: bool = False
+    attached: bool = False  # known to attach: a listener known to accept the route serves one of its hostnames
 
     @property
     def hostnames(self) -> tuple[str, ...]:
@@ -127,7 +147,6 @@ def evaluate_attachment(
     if not selected:
         return Attachment(ref, (), "NoMatchingParent")
     verdicts = []
-    unknown = False
     for listener in selected:
         admitted = listener_admits_namespace(
             listener,
@@ -135,19 +154,28 @@ def evaluate_attachment(
             route_namespace=route.namespace,
             namespace_labels=namespace_labels,
         )
-        unknown = unknown or admitted is None
         kind_ok = listener_admits_kind(listener, group=GROUP, kind=route.kind)
         if route.kind in HOSTNAME_ROUTE_KINDS:
-            hostnames = intersect_hostnames(listener.hostname, route.hostnames)
+            # The spec ignores a listener hostname for protocols that do not match on hostnames.
+            hostnames = intersect_hostnames(listener.hostname if listener.matches_hostnames else None, route.hostnames)
         else:
             hostnames = (listener.hostname or "*",)
         verdicts.append(ListenerVerdict(listener, admitted, kind_ok, hostnames))
     verdicts_t = tuple(verdicts)
-    if not any(v.accepts or (v.namespace_allowed is None and v.kind_allowed) for v in verdicts_t):
-        return Attachment(ref, verdicts_t, "NotAllowedByListeners", unknown)
-    if not any(v.hostnames for v in verdicts_t if v.accepts or v.namespace_allowed is None):
-        return Attachment(ref, verdicts_t, "NoMatchingListenerHostname", unknown)
-    if unknown and not any(v.accepts for v in verdicts_t):
-        # Depends on the labels of a namespace the view does not hold yet.
-        return Attachment(ref, verdicts_t, None, True)
-    return Attachment(ref, verdicts_t, None, unknown)
+    # Listeners known to refuse the route's namespace or kind take no part in the
+    # hostname step: the route could not attach to them whatever their hostnames.
+    admitting = intersecting = unknown_namespace = unknown_kind = attached = False
+    for v in verdicts_t:
+        if v.namespace_allowed is False or v.kind_allowed is False:
+            continue
+        admitting = True
+        if v.hostnames:
+            intersecting = True
+            unknown_namespace = unknown_namespace or v.namespace_allowed is None
+            unknown_kind = unknown_kind or v.kind_allowed is None
+            attached = attached or (v.namespace_allowed is True and v.kind_allowed is True)
+    if not admitting:
+        return Attachment(ref, verdicts_t, "NotAllowedByListeners")
+    if not intersecting:
+        return Attachment(ref, verdicts_t, "NoMatchingListenerHostname")
+    return Attachment(ref, verdicts_t, None, unknown_namespace, unknown_kind, attached)

@@ -15,8 +15,7 @@ ROUTE_KINDS = frozenset({"HTTPRoute", "GRPCRoute", "TLSRoute", "TCPRoute", "UDPR
 HOSTNAME_ROUTE_KINDS = frozenset({"HTTPRoute", "GRPCRoute", "TLSRoute"})
 
 # The route kinds a listener accepts when ``allowedRoutes.kinds`` is empty, by protocol.
-# The spec leaves this to implementations for extended protocols; these are the kinds
-# every conformant implementation accepts for the core protocols.
+# These are the kinds every conformant implementation accepts for the core protocols.
 DEFAULT_KINDS_BY_PROTOCOL: Mapping[str, frozenset[str]] = {
     "HTTP": frozenset({"HTTPRoute", "GRPCRoute"}),
     "HTTPS": frozenset({"HTTPRoute", "GRPCRoute"}),
@@ -24,6 +23,12 @@ DEFAULT_KINDS_BY_PROTOCOL: Mapping[str, frozenset[str]] = {
     "TCP": frozenset({"TCPRoute"}),
     "UDP": frozenset({"UDPRoute"}),
 }
+# Any other protocol the CRD accepts (``example.com/custom``, or an unprefixed one such as
+# Istio's ``HBONE``) is implementation-specific: which kinds it accepts without
+# ``allowedRoutes.kinds`` is the implementation's to say.
+CORE_PROTOCOLS = frozenset(DEFAULT_KINDS_BY_PROTOCOL)
+# The protocols whose listeners match on hostnames; the spec ignores ``hostname`` for others.
+HOSTNAME_PROTOCOLS = frozenset({"HTTP", "HTTPS", "TLS"})
 
 
 # The same as (group, kind) pairs, built once (a listener is asked on every attachment check).

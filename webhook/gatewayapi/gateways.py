@@ -9,6 +9,7 @@ from typing import Any
 from .core import (
     _DEFAULT_ACCEPTED_KINDS,
     GROUP,
+    HOSTNAME_PROTOCOLS,
     MalformedObject,
     Meta,
     _list,
@@ -38,9 +39,19 @@ class Listener:
     listener_set: tuple[str, str] | None = None
 
     def accepted_kinds(self) -> frozenset[tuple[str, str]]:
+        """The (group, kind) pairs the listener accepts: ``allowedRoutes.kinds``, else the
+        core protocol's kinds. Empty for an implementation-specific protocol without
+        ``allowedRoutes.kinds``, whose kinds only the implementation knows."""
         if self.allowed_kinds:
             return frozenset(self.allowed_kinds)
         return _DEFAULT_ACCEPTED_KINDS.get(self.protocol, frozenset())
+
+    @property
+    def matches_hostnames(self) -> bool:
+        """Whether ``hostname`` means anything: HTTP, HTTPS and TLS match on it, other
+        protocols ignore it (the spec: "ignored for protocols that don't require hostname
+        based matching")."""
+        return self.protocol in HOSTNAME_PROTOCOLS
 
     def describe(self) -> str:
         text = f"listener {self.name!r} ({self.protocol}"
@@ -172,29 +183,33 @@ def _gateway_tls_refs(tls: Mapping[str, Any], namespace: str) -> Iterator[Object
             )
 
 
+def parent_gateway(spec: Mapping[str, Any], namespace: str) -> tuple[str, str] | None:
+    """The Gateway a ListenerSet's ``spec.parentRef`` names, as (namespace, name); None for another kind.
+
+    group and kind default to a Gateway, but the schema lets them name anything else;
+    such a ListenerSet has no Gateway parent.
+    """
+    ref = _map(spec.get("parentRef"), "spec.parentRef")
+    name = _opt_str(ref.get("name"), "spec.parentRef.name")
+    if not name:
+        raise MalformedObject("spec.parentRef.name", "is required")
+    group = _opt_str(ref.get("group"), "spec.parentRef.group")
+    kind = _opt_str(ref.get("kind"), "spec.parentRef.kind") or "Gateway"
+    if (GROUP if group is None else group, kind) != (GROUP, "Gateway"):
+        return None
+    return (_opt_str(ref.get("namespace"), "spec.parentRef.namespace") or namespace, name)
+
+
 def listenerset_parent(obj: Mapping[str, Any]) -> tuple[str, str] | None:
     """The Gateway a ListenerSet attaches to, as (namespace, name)."""
     try:
-        meta = Meta.from_object(obj)
-        ref = _map(_map(obj.get("spec"), "spec").get("parentRef"), "spec.parentRef")
-        name = _opt_str(ref.get("name"), "spec.parentRef.name")
-        if not name:
-            return None
-        # group and kind default to a Gateway, but the schema lets them name anything else;
-        # such a ListenerSet has no Gateway parent.
-        group = _opt_str(ref.get("group"), "spec.parentRef.group")
-        if (GROUP if group is None else group, _opt_str(ref.get("kind"), "spec.parentRef.kind") or "Gateway") != (
-            GROUP,
-            "Gateway",
-        ):
-            return None
-        return (_opt_str(ref.get("namespace"), "spec.parentRef.namespace") or meta.namespace, name)
+        return parent_gateway(_map(obj.get("spec"), "spec"), Meta.from_object(obj).namespace)
     except MalformedObject:
         return None
 
 
-def listenerset_listeners(obj: Mapping[str, Any]) -> tuple[Listener, ...]:
-    meta = Meta.from_object(obj)
+def listenerset_listeners(obj: Mapping[str, Any], *, namespace: str = "") -> tuple[Listener, ...]:
+    meta = Meta.from_object(obj, default_namespace=namespace)
     spec = _map(obj.get("spec"), "spec")
     return tuple(
         parse_listener(

@@ -39,6 +39,11 @@ class ParentRef:
             text += f" port {self.port}"
         return text
 
+    @property
+    def subject(self) -> str:
+        """The parent this ref selects, without its place in the list: a finding's subject."""
+        return f"{self.group}/{self.describe()}"
+
 
 @dataclass(frozen=True, slots=True)
 class ObjectRef:
@@ -53,6 +58,11 @@ class ObjectRef:
     def describe(self) -> str:
         kind = self.kind if not self.group else f"{self.kind}.{self.group}"
         return f"{kind} {self.namespace}/{self.name}"
+
+    @property
+    def subject(self) -> str:
+        """The object referred to, without the reference's place in the list: a finding's subject."""
+        return self.describe()
 
 
 def _field_str(m: Mapping[str, Any], key: str, where: str) -> str | None:

@@ -34,6 +34,13 @@ class Route:
     def describe(self) -> str:
         return f"{self.kind} {self.meta.namespace}/{self.meta.name}"
 
+    @property
+    def gateway_keys(self) -> frozenset[tuple[str, str]]:
+        """(namespace, name) of the Gateways the route names as parents. A parent of
+        another kind is never a Gateway, whatever its name: a Service (a GAMMA mesh
+        route's parent) named like a Gateway shares nothing with it."""
+        return frozenset(ref.gateway_key for ref in self.parent_refs if ref.is_gateway)
+
     @classmethod
     def from_object(cls, obj: Mapping[str, Any], *, kind: str | None = None, namespace: str = "") -> Route:
         """Parse any route kind in any served version (v1, v1beta1, v1alpha2, v1alpha3)."""

@@ -10,6 +10,10 @@ entry is enough). That differs on purpose from TenancyPolicy's ``match`` (any
 criterion): a policy that writes cloud load balancer settings must be narrowable, and
 with "any" every criterion added would widen it.
 
+``spec.controllers`` says who each gateway controller is and where it puts its
+Services, for the Gateways the policy matches (``trust.py``): only the controller's own
+writes get the ``service`` settings.
+
 Several matching policies are applied in order of ``spec.priority`` (lowest first,
 default 0), then of ``metadata.name``; a later policy wins for every setting it gives.
 Within one policy the annotations are layered: profiles, then the Gateway's
@@ -26,7 +30,7 @@ from typing import Any
 
 from .. import gatewayapi as gw
 from ..policy.model import NamespaceSet
-from .profiles import PROFILES, check_parameters
+from .profiles import CREATE_ONLY_ANNOTATIONS, PROFILES, ProfileError, check_parameters
 
 LEGACY_EXTERNAL_DNS_PREFIX = "external-dns.alpha.kubernetes.io/"
 HOSTNAME_SOURCES = ("listeners", "routes", "template")
@@ -69,7 +73,7 @@ class ExternalDNS:
 
 @dataclass(frozen=True, slots=True)
 class ServiceSettings:
-    profiles: tuple[tuple[str, Mapping[str, str]], ...] = ()
+    profiles: tuple[tuple[str, Mapping[str, Any]], ...] = ()
     annotations: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     load_balancer_class: str | None = None
@@ -89,6 +93,27 @@ class GatewaySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ControllerOverride:
+    """``spec.controllers.<implementation>``: who that controller is and where it puts its
+    Services, for the Gateways this policy matches. A field left out keeps the default;
+    the identity (``users``, ``serviceAccounts``) and the places (``serviceNamespaces``,
+    ``gatewayNamespace``) are each replaced as a whole when any of their fields is given."""
+
+    users: frozenset[str] | None = None
+    service_accounts: frozenset[str] | None = None  # "namespace/name"
+    service_namespaces: frozenset[str] | None = None
+    gateway_namespace: bool | None = None
+
+    @property
+    def sets_identity(self) -> bool:
+        return self.users is not None or self.service_accounts is not None
+
+    @property
+    def sets_places(self) -> bool:
+        return self.service_namespaces is not None or self.gateway_namespace is not None
+
+
+@dataclass(frozen=True, slots=True)
 class ServicePolicy:
     name: str
     source: str = ""
@@ -96,6 +121,7 @@ class ServicePolicy:
     match: PolicyMatch = field(default_factory=PolicyMatch)
     service: ServiceSettings | None = None
     gateway: GatewaySettings | None = None
+    controllers: Mapping[str, ControllerOverride] = field(default_factory=dict)
 
     @property
     def order(self) -> tuple[int, str]:
@@ -111,7 +137,21 @@ class ServicePolicy:
             match=_match(spec.get("match") or {}),
             service=_service(spec["service"]) if "service" in spec else None,
             gateway=_gateway(spec["gateway"]) if "gateway" in spec else None,
+            controllers={k: _controller(v) for k, v in (spec.get("controllers") or {}).items()},
         )
+
+
+def _optional_set(value: Any) -> frozenset[str] | None:
+    return frozenset(value) if value is not None else None
+
+
+def _controller(c: Mapping[str, Any]) -> ControllerOverride:
+    return ControllerOverride(
+        users=_optional_set(c.get("users")),
+        service_accounts=_optional_set(c.get("serviceAccounts")),
+        service_namespaces=_optional_set(c.get("serviceNamespaces")),
+        gateway_namespace=c.get("gatewayNamespace"),
+    )
 
 
 def _match(m: Mapping[str, Any]) -> PolicyMatch:
@@ -124,11 +164,16 @@ def _match(m: Mapping[str, Any]) -> PolicyMatch:
     )
 
 
-def _profiles(items: list[Any]) -> tuple[tuple[str, Mapping[str, str]], ...]:
+def _profiles(items: list[Any]) -> tuple[tuple[str, Mapping[str, Any]], ...]:
     out = []
-    for item in items:
+    for i, item in enumerate(items):
         name, parameters = (item, {}) if isinstance(item, str) else (item["name"], dict(item.get("parameters") or {}))
-        check_parameters(name, parameters)
+        try:
+            check_parameters(name, parameters)
+        except ProfileError as exc:
+            where = f"spec.service.profiles[{i}]"
+            exc.field = f"{where}.parameters.{exc.field}" if exc.field else where
+            raise
         out.append((name, parameters))
     return tuple(out)
 
@@ -196,6 +241,11 @@ class DesiredService:
     external_traffic_policy: str | None
     external_dns: ExternalDNS | None
     policies: tuple[str, ...]
+
+    @property
+    def create_only(self) -> frozenset[str]:
+        """The annotation keys that are set at creation only (see ``profiles.py``)."""
+        return frozenset(self.annotations) & CREATE_ONLY_ANNOTATIONS
 
 
 def desired_service(policies: list[ServicePolicy], gateway: gw.Gateway) -> DesiredService:

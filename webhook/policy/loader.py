@@ -16,9 +16,9 @@ import asyncio
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,9 @@ from jsonschema import Draft202012Validator
 from ..decision import Mode
 from ..gatewayapi import MalformedObject
 from ..logs import fields
+from .exceptions import TenancyException, parse_expiry
 from .model import RULES, PolicySet, TenancyPolicy
+from .placeholders import is_valid_pattern
 
 log = logging.getLogger("routewarden.policy")
 
@@ -39,9 +41,9 @@ SCHEMA_DIR = Path(__file__).with_name("schemas")
 SCHEMAS: Mapping[str, str] = {
     "TenancyPolicy": "tenancypolicy.json",
     "ServicePolicy": "servicepolicy.json",
+    "TenancyException": "tenancyexception.json",
 }
 IGNORED_FILES = frozenset({"kustomization.yaml", "kustomization.yml"})
-_HOSTNAME = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +91,8 @@ def _field_path(path: Iterable[Any]) -> str:
 def _parsers() -> Mapping[str, Callable[..., Any]]:
     from ..mutation.policy import ServicePolicy  # the mutation package owns its policy kind
 
-    return {"TenancyPolicy": TenancyPolicy.from_document, "ServicePolicy": ServicePolicy.from_document}
+    return {"TenancyPolicy": TenancyPolicy.from_document, "ServicePolicy": ServicePolicy.from_document,
+            "TenancyException": TenancyException.from_document}
 
 
 def policy_files(directory: Path) -> list[Path]:
@@ -115,6 +118,14 @@ def read_documents(path: Path, text: str | None = None) -> tuple[list[tuple[int,
         return [], [PolicyError(name, f"cannot read: {exc}")]
 
 
+def _schema_message(error: Any) -> str:
+    """jsonschema's message; a pattern mismatch also says what the pattern stands for."""
+    description = error.schema.get("description") if isinstance(error.schema, dict) else None
+    if error.validator == "pattern" and description:
+        return f"{error.instance!r} is not {description}"
+    return error.message
+
+
 def check_document(doc: Any, *, file: str, index: int) -> list[PolicyError]:
     """Schema and semantic errors of one document."""
     if not isinstance(doc, dict):
@@ -125,21 +136,35 @@ def check_document(doc: Any, *, file: str, index: int) -> list[PolicyError]:
     if not isinstance(kind, str) or kind not in SCHEMAS:  # a list or mapping is unhashable
         return [PolicyError(file, f"unknown kind {kind!r}; expected one of {sorted(SCHEMAS)}", index, "kind")]
     errors = [
-        PolicyError(file, e.message, index, _field_path(e.absolute_path) or "<document>")
+        PolicyError(file, _schema_message(e), index, _field_path(e.absolute_path) or "<document>")
         for e in sorted(validator(kind).iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
     ]
-    if errors or kind != "TenancyPolicy":
+    if errors or kind == "ServicePolicy":
         return errors
     spec = doc.get("spec") or {}
+    if kind == "TenancyException":
+        errors.extend(PolicyError(file, f"unknown rule id {rule!r}; known: {', '.join(sorted(RULES))}", index,
+                                  f"spec.rules[{i}]")
+                      for i, rule in enumerate(spec["rules"]) if rule not in RULES)
+        if spec.get("expires"):
+            try:
+                parse_expiry(spec["expires"])
+            except ValueError as exc:
+                errors.append(PolicyError(file, f"not a date or time: {exc}", index, "spec.expires"))
+        return errors
     for rule in spec.get("rules") or {}:
         if rule not in RULES:
             errors.append(PolicyError(file, f"unknown rule id {rule!r}; known: {', '.join(sorted(RULES))}", index, f"spec.rules.{rule}"))
     for i, allowance in enumerate((spec.get("hostnames") or {}).get("allowed") or ()):
         for j, pattern in enumerate(allowance.get("patterns") or ()):
-            if not _HOSTNAME.match(pattern.lower()):
+            if not is_valid_pattern(pattern):
                 errors.append(
                     PolicyError(file, f"{pattern!r} is not a hostname or *.wildcard", index, f"spec.hostnames.allowed[{i}].patterns[{j}]")
                 )
+    for i, domain in enumerate((spec.get("gatewayGuardrails") or {}).get("listenerDomains") or ()):
+        if not is_valid_pattern(domain):
+            errors.append(PolicyError(file, f"{domain!r} is not a hostname or *.wildcard", index,
+                                      f"spec.gatewayGuardrails.listenerDomains[{i}]"))
     return errors
 
 
@@ -163,6 +188,7 @@ def load_documents(entries: Iterable[tuple[str, str | None]]) -> PolicySet:
     errors: list[PolicyError] = []
     tenancy: list[TenancyPolicy] = []
     services: list[Any] = []
+    exceptions: list[TenancyException] = []
     sources: list[str] = []
     seen: dict[tuple[str, str], str] = {}
     parsers = _parsers()
@@ -185,11 +211,31 @@ def load_documents(entries: Iterable[tuple[str, str | None]]) -> PolicySet:
             except (MalformedObject, ValueError, KeyError, TypeError) as exc:
                 errors.append(PolicyError(name, str(exc), index, getattr(exc, "field", "")))
                 continue
-            (tenancy if doc["kind"] == "TenancyPolicy" else services).append(policy)
+            by_kind = {"TenancyPolicy": tenancy, "ServicePolicy": services, "TenancyException": exceptions}
+            by_kind[doc["kind"]].append(policy)
     if errors:
         raise PolicyLoadError(errors)
     warnings = [w for p in tenancy for w in deny_everything_warnings(p)]
-    return PolicySet(tenancy=tuple(tenancy), services=tuple(services), sources=tuple(sources), warnings=tuple(warnings))
+    warnings += exception_warnings(exceptions, {p.name for p in tenancy})
+    return PolicySet(tenancy=tuple(tenancy), services=tuple(services), exceptions=tuple(exceptions),
+                     sources=tuple(sources), warnings=tuple(warnings))
+
+
+def exception_warnings(exceptions: Iterable[TenancyException], policy_names: set[str],
+                       now: datetime | None = None) -> list[str]:
+    """Exceptions that do less, or more, than they seem to: flagged at load."""
+    now = now or datetime.now(UTC)
+    out = []
+    for e in exceptions:
+        where = f"{e.source}: TenancyException {e.name}"
+        if e.expired(now):
+            out.append(f"{where}: expired on {e.expires_text}; it covers nothing")
+        for name in sorted(e.policies - policy_names):
+            out.append(f"{where}: names TenancyPolicy {name!r}, which is not loaded")
+        if e.selector is not None and e.namespaces is None:
+            out.append(f"{where}: selects objects by their labels in every namespace; anyone who may write a "
+                       "route can label it, so also restrict match.namespaces")
+    return out
 
 
 def load_paths(paths: Iterable[Path]) -> PolicySet:
@@ -255,7 +301,8 @@ class PolicyStore:
             log.warning("policy warning: %s", warning)
         log.info(
             "policies loaded",
-            extra=fields(tenancy=[p.name for p in policies.tenancy], services=[p.name for p in policies.services]),
+            extra=fields(tenancy=[p.name for p in policies.tenancy], services=[p.name for p in policies.services],
+                         exceptions=[e.name for e in policies.exceptions]),
         )
         if self.on_reload:
             self.on_reload(True)

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..decision import Mode
-from ..gatewayapi import LabelSelector, hostname_matches, normalize_hostname
+from ..gatewayapi import NAME_LABEL, LabelSelector, hostname_matches
+from .placeholders import normalize_pattern
 
 # rule id -> (section whose mode applies, the default mode when nothing is set)
 RULES: Mapping[str, tuple[str, Mode | None]] = {
@@ -23,10 +24,15 @@ RULES: Mapping[str, tuple[str, Mode | None]] = {
     "attachment/NotAllowedByPolicy": ("attachment", None),
     "attachment/GatewayNotFound": ("attachment", Mode.WARN),
     "attachment/NamespaceNotFound": ("attachment", Mode.WARN),
+    "attachment/ImplementationSpecificProtocol": ("attachment", Mode.WARN),
     "listenerset/NotAllowed": ("attachment", None),
+    "listeners/Conflicted": ("attachment", Mode.WARN),
+    "listeners/InvalidRouteKinds": ("attachment", Mode.WARN),
+    "listeners/ListenersNotValid": ("attachment", None),
     "hostnames/HostnameRequired": ("hostnames", None),
     "hostnames/HostnameNotAllowed": ("hostnames", None),
     "hostnames/HostnameConflict": ("hostnames", None),
+    "hostnames/HostnameOwnerUnknown": ("hostnames", Mode.WARN),
     "references/RefNotPermitted": ("references", None),
     "gateway/GatewayClassNotAllowed": ("gatewayGuardrails", None),
     "gateway/AllNamespacesNotAllowed": ("gatewayGuardrails", None),
@@ -34,7 +40,10 @@ RULES: Mapping[str, tuple[str, Mode | None]] = {
     "gateway/InvalidCertificateRef": ("gatewayGuardrails", None),
     "blastradius/RoutesDetached": ("blastRadius", Mode.WARN),
     "blastradius/RefsRevoked": ("blastRadius", Mode.WARN),
+    "blastradius/ListenerSetsDetached": ("blastRadius", Mode.WARN),
+    "blastradius/ListenersConflicted": ("blastRadius", Mode.WARN),
     "state/StaleClusterView": ("staleState", Mode.WARN),
+    "services/ImpersonatesGeneratedService": ("services", Mode.WARN),
 }
 
 
@@ -56,12 +65,17 @@ class NamespaceSet:
         )
 
     def contains(self, namespace: str, labels: Mapping[str, str] | None) -> bool | None:
-        """True/False, or None when only the (unknown) labels could tell."""
+        """True/False, or None when only the labels of a namespace the view does not hold
+        could tell. A selector that reads no label but the one kube-apiserver sets on every
+        namespace (``kubernetes.io/metadata.name``) is decided without them; so is ``{}``,
+        which matches every namespace."""
         if namespace in self.names:
             return True
         if self.selector is None:
             return False
         if labels is None:
+            if self.selector.keys <= {NAME_LABEL}:
+                return self.selector.matches({NAME_LABEL: namespace})
             return None
         return self.selector.matches(labels)
 
@@ -90,14 +104,15 @@ class GatewayMatch:
 
     def matches(
         self, *, namespace: str, name: str, class_name: str | None, namespace_labels: Mapping[str, str] | None
-    ) -> bool:
+    ) -> bool | None:
+        """Whether the Gateway is governed; None when only the unknown labels of its namespace could tell."""
         if self.everything:
             return True
         if (namespace, name) in self.gateways or (None, name) in self.gateways:
             return True
         if class_name is not None and class_name in self.class_names:
             return True
-        return self.namespaces is not None and bool(self.namespaces.contains(namespace, namespace_labels))
+        return self.namespaces is not None and self.namespaces.contains(namespace, namespace_labels)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +157,9 @@ class TenancyPolicy:
     rule_modes: Mapping[str, Mode] = field(default_factory=dict)
     match: GatewayMatch = field(default_factory=GatewayMatch)
     mirror_listeners: bool = True
+    # A mirror finding on one parentRef of a route another governed parentRef accepts
+    # only warns (the controller attaches the route there); "deny" keeps it a denial.
+    partial_attachment: str = "warn"
     allowed_namespaces: NamespaceSet | None = None
     hostnames_required: bool = False
     hostnames_unique: bool = False
@@ -176,7 +194,16 @@ class TenancyPolicy:
         # A Gateway or namespace the view does not hold yet is a GitOps apply-order matter:
         # unknownGateway (default warn) decides it, not attachment.mode; spec.rules still wins.
         unknown = Mode(attachment.get("unknownGateway", "warn"))
-        rule_modes_extra = {"attachment/GatewayNotFound": unknown, "attachment/NamespaceNotFound": unknown}
+        policy_mode = Mode(spec.get("mode", "enforce"))
+        # What an implementation decides is unknown for good: at most a warning.
+        implementation = Mode.AUDIT if policy_mode is Mode.AUDIT else Mode.WARN
+        rule_modes_extra = {"attachment/GatewayNotFound": unknown, "attachment/NamespaceNotFound": unknown,
+                            "attachment/ImplementationSpecificProtocol": implementation}
+        # Two undated claimants offline: never a denial of either, at most a warning (audit
+        # when the conflict itself only audits); spec.rules can still set it.
+        conflict = (spec.get("rules") or {}).get("hostnames/HostnameConflict") or sections.get("hostnames") \
+            or spec.get("mode", "enforce")
+        rule_modes_extra["hostnames/HostnameOwnerUnknown"] = Mode.AUDIT if Mode(conflict) is Mode.AUDIT else Mode.WARN
         match = spec.get("match") or {}
         hostnames = spec.get("hostnames") or {}
         references = spec.get("references") or {}
@@ -186,7 +213,7 @@ class TenancyPolicy:
         return cls(
             name=(doc.get("metadata") or {}).get("name", ""),
             source=source,
-            mode=Mode(spec.get("mode", "enforce")),
+            mode=policy_mode,
             section_modes=sections,
             rule_modes={**rule_modes_extra, **{k: Mode(v) for k, v in (spec.get("rules") or {}).items()}},
             match=GatewayMatch(
@@ -195,13 +222,14 @@ class TenancyPolicy:
                 namespaces=NamespaceSet.from_dict(match.get("namespaces")),
             ),
             mirror_listeners=attachment.get("mirrorListeners", True),
+            partial_attachment=attachment.get("partialAttachment", "warn"),
             allowed_namespaces=NamespaceSet.from_dict(attachment.get("allowedNamespaces")),
             hostnames_required=hostnames.get("required", False),
             hostnames_unique=hostnames.get("unique", False),
             hostnames_allowed=tuple(
                 HostnameAllowance(
                     NamespaceSet.from_dict(a["namespaces"]) or NamespaceSet(),
-                    tuple(normalize_hostname(p) for p in a["patterns"]),
+                    tuple(normalize_pattern(p) for p in a["patterns"]),
                 )
                 for a in hostnames.get("allowed") or ()
             ),
@@ -212,7 +240,7 @@ class TenancyPolicy:
             ),
             has_class_rules="allowedClasses" in guard,
             allow_all_namespaces=NamespaceSet.from_dict(guard.get("allowAllNamespaces")),
-            listener_domains=tuple(normalize_hostname(d) for d in guard.get("listenerDomains") or ()),
+            listener_domains=tuple(normalize_pattern(d) for d in guard.get("listenerDomains") or ()),
             require_certificate_refs=guard.get("requireCertificateRefs", True),
             stale_max_age=float(stale["maxAgeSeconds"]) if stale.get("maxAgeSeconds") else None,
             exempt=Exemptions(
@@ -230,5 +258,6 @@ class PolicySet:
 
     tenancy: tuple[TenancyPolicy, ...] = ()
     services: tuple[Any, ...] = ()
+    exceptions: tuple[Any, ...] = ()  # TenancyException (policy/exceptions.py)
     sources: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()

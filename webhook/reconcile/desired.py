@@ -1,49 +1,39 @@
-"""What the reconciler applies to a generated Service: the mutation's own answer, in full.
+"""What the reconciler applies to a generated Service: the Service mutation's own plan, in full.
 
-The values come from the mutating webhook's code, called through the engine
-(:func:`webhook.engine.mutate`) on the stored Service as an UPDATE with no request user,
-so every rule that decides whether a Service is a controller's generated Service, and
-what it gets, applies here unchanged. Nothing here knows a policy field.
+The values come from :func:`webhook.mutation.plan_service`, the pure function the
+mutating webhook and ``routewarden check`` use, called without a request user (a
+reconciler has no writer to judge): whatever decides whether a Service is a
+controller's generated Service (the trust rules), and what it gets, decides here too.
+Nothing here knows a policy field.
 
 Server-side apply needs the *whole* set of fields routewarden means to own, not a diff:
-a field routewarden owns and leaves out of an apply is removed. The mutation only
-reports what it changes, so it runs twice:
+a field routewarden owns and leaves out of an apply is removed. The plan's annotations
+and labels are that whole set (annotations a ``conflicts: keep`` policy leaves to
+someone else, and create-only ones, are not in it). The plan sets
+``externalTrafficPolicy`` only where it differs, so it is asked for a Service without
+one. ``loadBalancerClass`` is never applied: it is immutable once set.
 
-* on a **probe**, the Service without its annotations and without the labels and
-  ``externalTrafficPolicy`` routewarden's field manager owns: every annotation the
-  mutation computes, and every owned value it still computes, comes back as a change;
-* on the Service as stored: a value the mutation chooses to keep there (a policy's
-  ``conflicts: keep`` over someone else's value) differs from the probe's, and is
-  left out, so it stays with whoever set it.
-
-A field is desired when the mutation sets it on the probe and arrives at the same value
-on the stored Service. ``loadBalancerClass`` is never applied: it is immutable once set.
-
-When the mutation changes nothing on the probe, the Service is not one it shapes (not
-generated, not trusted, its Gateway not in view, or no policy matches): it is left
-alone, including what routewarden owns on it.
+* A Service the plan does not trust (not generated, not where its controller puts
+  Services, its Gateway not in view) is left alone, including what routewarden owns on it.
+* A trusted Service no policy matches any more keeps what routewarden applied (a cloud
+  load balancer annotation disappearing with a deleted policy file could re-provision the
+  load balancer), except what the plan takes back: the external-dns hostname routewarden
+  computed and recorded.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import jsonpatch
-import orjson
-
-from .. import engine
 from .. import gatewayapi as gw
-from ..admission import AdmissionRequest, GroupVersionKind
-from ..mutation import describe_service
-from ..mutation.policy import force_conflicts, matching
+from ..mutation import plan_service
+from ..mutation.policy import ServicePolicy, force_conflicts
 from ..policy.model import PolicySet
 from ..state.store import ClusterState
 
 FIELD_MANAGER = "routewarden"
-SERVICE = GroupVersionKind("", "v1", "Service")
 ETP = "externalTrafficPolicy"
 
 Action = Literal["set", "adopt", "remove"]
@@ -69,7 +59,7 @@ class Fields:
 
 @dataclass(frozen=True, slots=True)
 class Desired:
-    """The mutation's answer for one Service. ``fields`` is None when it shapes none of it."""
+    """The plan's answer for one Service. ``fields`` is None when the reconciler leaves it alone."""
 
     fields: Fields | None
     gateway: tuple[str, str] | None = None
@@ -123,7 +113,7 @@ def _keys(fields: Any) -> list[str]:
     return [k[2:] for k in fields or () if isinstance(k, str) and k.startswith("f:")]
 
 
-# ----------------------------------------------------------------------------- the mutation
+# ----------------------------------------------------------------------------- the plan
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     meta = obj.get("metadata")
     return meta if isinstance(meta, dict) else {}
@@ -139,75 +129,41 @@ def _map(obj: Mapping[str, Any], key: str) -> dict[str, str]:
     return dict(value) if isinstance(value, dict) else {}
 
 
-def mutated(service: dict[str, Any], *, old: dict[str, Any], policies: PolicySet,
-            state: ClusterState) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """``service`` as the mutating webhook would store it on an UPDATE with no request user."""
-    meta = _meta(service)
-    request = AdmissionRequest(
-        uid="routewarden-reconcile", kind=SERVICE, request_kind=SERVICE, operation="UPDATE",
-        name=str(meta.get("name") or ""), namespace=str(meta.get("namespace") or ""),
-        object=service, old_object=old,
-    )
-    decision = engine.mutate(request, policies, state)
-    result = jsonpatch.apply_patch(_copy(service), list(decision.patch), in_place=True) if decision.patch else service
-    return result, decision.warnings
-
-
-def _copy(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """A deep copy of a JSON object (through orjson: several times faster than copy.deepcopy)."""
-    try:
-        return orjson.loads(orjson.dumps(obj))
-    except (orjson.JSONEncodeError, TypeError):
-        return copy.deepcopy(dict(obj))
-
-
-def probe(service: Mapping[str, Any], owned: Owned) -> dict[str, Any]:
-    """The Service without annotations and without the labels and traffic policy ``owned`` names."""
-    out = _copy(service)
-    meta = out.get("metadata")
-    if isinstance(meta, dict):
-        meta.pop("annotations", None)
-        labels = meta.get("labels")
-        if isinstance(labels, dict):
-            for key in owned.labels:
-                labels.pop(key, None)
-    spec = out.get("spec")
-    if owned.external_traffic_policy and isinstance(spec, dict):
-        spec.pop(ETP, None)
+def _without_traffic_policy(service: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(service)
+    if isinstance(service.get("spec"), dict):
+        out["spec"] = {k: v for k, v in service["spec"].items() if k != ETP}
     return out
 
 
-def _agreed(before: Mapping[str, str], probed: Mapping[str, str], stored: Mapping[str, str]) -> dict[str, str]:
-    """What the mutation set on the probe and also arrives at on the stored object."""
-    return {k: v for k, v in probed.items() if before.get(k) != v and stored.get(k) == v}
+def _kept(service: Mapping[str, Any], owned: Owned, remove: frozenset[str]) -> Fields:
+    """What routewarden owns, at its stored values, less what the plan takes back."""
+    annotations = _map(service, "annotations")
+    labels = _map(service, "labels")
+    etp = _spec(service).get(ETP) if owned.external_traffic_policy else None
+    return Fields({k: annotations[k] for k in owned.annotations - remove if k in annotations},
+                  {k: labels[k] for k in owned.labels if k in labels}, etp if isinstance(etp, str) else None)
 
 
-def _agreed_value(before: Any, probed: Any, stored: Any) -> str | None:
-    return probed if isinstance(probed, str) and probed != before and stored == probed else None
-
-
-def desired_fields(service: dict[str, Any], *, policies: PolicySet, state: ClusterState,
+def desired_fields(service: Mapping[str, Any], *, policies: PolicySet, state: ClusterState,
                    owned: Owned | None = None) -> Desired:
     """What routewarden applies to ``service`` (see the module docstring). Pure."""
     owned = owned if owned is not None else owned_by(service)
     try:
-        implementation, gateway_key, why = describe_service(service, state)
+        plan = plan_service(_without_traffic_policy(service), user=None, policies=policies, state=state,
+                            operation="UPDATE", old=service)
     except gw.MalformedObject as exc:
         return Desired(None, why=f"cannot be read: {exc}")
-    before = probe(service, owned)
-    probed, warnings = mutated(before, old=service, policies=policies, state=state)
-    if probed == before:
-        return Desired(None, gateway_key, implementation, why, warnings=warnings)
-    stored, _ = mutated(service, old=service, policies=policies, state=state)
-    fields = Fields(
-        annotations=_agreed({}, _map(probed, "annotations"), _map(stored, "annotations")),
-        labels=_agreed(_map(before, "labels"), _map(probed, "labels"), _map(stored, "labels")),
-        external_traffic_policy=_agreed_value(_spec(before).get(ETP), _spec(probed).get(ETP), _spec(stored).get(ETP)),
-    )
-    gateway = state.gateway(*gateway_key) if gateway_key else None
-    chosen = matching(policies.services, gateway, state.namespace_labels(gateway.namespace)) if gateway else []
-    return Desired(fields, gateway_key, implementation, why, tuple(p.name for p in chosen if p.service),
-                   force_conflicts(chosen), warnings)
+    why = f"{plan.why}; {plan.trust}" if plan.trust else plan.why
+    found = {"gateway": plan.gateway, "implementation": plan.implementation, "why": why, "warnings": plan.warnings}
+    if not plan.trusted or plan.gateway is None or state.gateway(*plan.gateway) is None:
+        return Desired(None, **found)  # not the controller's Service, or its Gateway is not known
+    if not plan.policies:
+        return Desired(_kept(service, owned, plan.remove), **found)
+    chosen = sorted((p for p in policies.services if isinstance(p, ServicePolicy) and p.name in plan.policies),
+                    key=lambda p: p.order)
+    fields = Fields(dict(plan.annotations), dict(plan.labels), plan.external_traffic_policy)
+    return Desired(fields, **found, policies=plan.policies, force=force_conflicts(chosen))
 
 
 # ----------------------------------------------------------------------------- the apply

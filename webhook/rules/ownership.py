@@ -2,6 +2,12 @@
 
 Shared by the admission rule (``hostnames/HostnameConflict``) and the audit, so both
 name the same owner for the same conflict.
+
+In the cluster the apiserver's ``creationTimestamp`` orders the claimants. Manifests
+carry none, so offline the order is known only where something tells it
+(:func:`claimed_before`): a live object listed with ``--cluster`` is dated, what a change
+adds over its baseline (``ClusterState.added``) and a request the view does not hold are
+newer than the rest, and two undated objects of the same age cannot be ordered.
 """
 
 from __future__ import annotations
@@ -34,3 +40,28 @@ def claim_order(route: gw.Route) -> tuple[str, str, str, str]:
     are broken by namespace, kind and name so every replica picks the same owner.
     """
     return (route.meta.creation_timestamp or "~", route.namespace, route.kind, route.name)
+
+
+def claimed_before(state: ClusterState, first: gw.Route, second: gw.Route) -> bool | None:
+    """Whether ``first`` claimed its hostnames before ``second``; None when nobody can tell.
+
+    Online every stored route is dated and the answer is :func:`claim_order`'s. Offline,
+    two dated routes compare by date; otherwise a route that is new (added by the change,
+    or a request the view does not hold) is newer than one that is not, a dated route is
+    older than an undated one of the same age, and two undated routes of the same age
+    have no order: a tie that only a baseline or the cluster can break.
+    """
+    dated = (bool(first.meta.creation_timestamp), bool(second.meta.creation_timestamp))
+    if not state.offline or all(dated):
+        return claim_order(first) < claim_order(second)
+    new = (_is_new(state, first), _is_new(state, second))
+    if new[0] != new[1]:
+        return new[1]
+    if dated[0] != dated[1]:
+        return dated[0]
+    return None
+
+
+def _is_new(state: ClusterState, route: gw.Route) -> bool:
+    key = (route.kind, route.namespace, route.name)
+    return key in state.added or state.route(*key) is None

@@ -33,15 +33,18 @@ def references_are_granted(
             )
         if granted is None:
             group = ref.group or '""'
+            # ``*`` would be YAML's alias marker and match only an object named "*": omit the name instead.
+            name = f", name: {ref.name}" if ref.name and ref.name != "*" else ""
             yield ctx.violation(
                 "references/RefNotPermitted",
                 f"{ref.describe()} is in another namespace and no ReferenceGrant in {ref.namespace} allows "
                 f"{from_kind} from namespace {from_namespace} to refer to it",
                 field=ref.field,
+                subject=ref.subject,
                 fix=(
                     f"add a ReferenceGrant in namespace {ref.namespace} with from "
                     f"{{group: {gw.GROUP}, kind: {from_kind}, namespace: {from_namespace}}} and to "
-                    f"{{group: {group}, kind: {ref.kind}, name: {ref.name}}}"
+                    f"{{group: {group}, kind: {ref.kind}{name}}}"
                 ),
             )
 

@@ -10,7 +10,12 @@ blocks. A reflector:
    deleted while we were not watching survives, then marks the kind synced;
 3. watches from the list's resourceVersion with bookmarks, remembering the last
    resourceVersion seen, and re-watches from it when the server ends the watch or the
-   connection drops;
+   connection drops. Each watch asks the server to end it within the *confirmation
+   interval*, so that even a kind nobody writes is resumed that often: the apiserver
+   answering a resume from our resourceVersion proves the kind current (a quiet kind gets
+   no bookmarks: kube-apiserver sends one only when its watch cache moved past the
+   watch's resourceVersion). A watch the apiserver stops answering is never confirmed
+   again, so the view ages until policies treat it as stale;
 4. relists when the server says that resourceVersion is gone (HTTP 410, or an ERROR event
    carrying a 410 Status), and backs off exponentially with full jitter on connection
    errors, 429 and 5xx.
@@ -18,6 +23,10 @@ blocks. A reflector:
 Threads never touch the view: every write is posted to the event loop with
 ``loop.call_soon_threadsafe``, so the loop that answers admissions never waits on the
 network and decisions, which never await, always read a consistent view.
+
+The confirmation interval is ``min(InformerConfig.watch_timeout, confirm_within())``; when
+it shrinks (a policy with a smaller ``staleState.maxAgeSeconds`` is loaded), watches that
+would outlive the new interval are cut and resumed at once.
 
 Watch streams are read raw (``_preload_content``-style) and decoded line by line with
 orjson: the typed models of the ``kubernetes`` client are slow and the rules want dicts.
@@ -67,14 +76,15 @@ _READ_CHUNK = 64 * 1024
 class InformerConfig:
     """Timings. Defaults follow client-go; tests shrink them."""
 
-    watch_timeout: float = 300.0  # server-side timeoutSeconds, jittered up to twice this
+    watch_timeout: float = 300.0  # longest watch: server-side timeoutSeconds, jittered down to half this
     page_size: int = 500
     backoff_initial: float = 0.8
     backoff_max: float = 30.0
     unavailable_retry: float = 30.0  # jittered by +/- 25 %
     connect_timeout: float = 10.0
     request_timeout: float = 60.0  # read timeout for discovery and list pages
-    read_margin: float = 30.0  # a watch read gives up this long after its server timeout
+    read_margin: float = 30.0  # a watch read gives up this long (at most one interval) after its server timeout
+    renew_check: float = 1.0  # how often a shrunken confirmation interval is looked for
     stop_timeout: float = 5.0
 
 
@@ -195,6 +205,7 @@ class Reflector:
         stats: InformerStats,
         config: InformerConfig = InformerConfig(),
         on_event: EventHook | None = None,
+        confirm_within: Callable[[], float] | None = None,
     ) -> None:
         self.kind = kind
         self.state = state
@@ -202,11 +213,15 @@ class Reflector:
         self.loop = loop
         self.config = config
         self.on_event = on_event
+        self.confirm_within = confirm_within
         self.stats = stats.of(kind.key)
         self.version: str | None = None
         self.resource_version: str | None = None
         self._stop = threading.Event()
         self._response: urllib3.BaseHTTPResponse | None = None
+        self._watching: urllib3.BaseHTTPResponse | None = None  # the open watch, and when the server ends it
+        self._watch_ends = 0.0
+        self._renewing: urllib3.BaseHTTPResponse | None = None  # a watch cut by renew(), not by a fault
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self.run, name=f"reflector-{kind.key}", daemon=True)
         self._attempt = 0
@@ -223,6 +238,25 @@ class Reflector:
             resp = self._response
         if resp is not None:
             _shutdown(resp)
+
+    def renew(self, interval: float) -> bool:
+        """Cut the open watch if the server would keep it longer than ``interval`` from now;
+        the thread resumes it at once from its resourceVersion, with the shorter interval."""
+        with self._lock:
+            resp = self._watching
+            if resp is None or self._watch_ends <= time.monotonic() + interval:
+                return False
+            self._renewing = resp
+        self._log("debug", "confirmation interval shrank; renewing the watch", interval=interval)
+        _shutdown(resp)
+        return True
+
+    def confirm_interval(self) -> float:
+        """The longest a healthy watch of this kind goes without being confirmed (seconds)."""
+        interval = self.config.watch_timeout
+        if self.confirm_within is not None:
+            interval = min(interval, self.confirm_within())
+        return max(interval, 1.0)
 
     def join(self, timeout: float | None = None) -> bool:
         self._thread.join(timeout)
@@ -420,16 +454,22 @@ class Reflector:
 
     # ------------------------------------------------------------------ watch
     def _watch(self) -> None:
-        """One watch request, streamed until the server ends it or something breaks."""
-        timeout = int(self.config.watch_timeout * (1 + random.random()))
+        """One watch request, streamed until the server ends it or something breaks.
+
+        The server is asked to end it within the confirmation interval (jittered down to
+        half, so that kinds do not resume in step), and the read gives up a margin later.
+        """
+        interval = self.confirm_interval()
+        timeout = max(1, int(interval * random.uniform(0.5, 1.0)))
         query = [
             ("watch", "true"),
             ("resourceVersion", str(self.resource_version)),
             ("allowWatchBookmarks", "true"),
-            ("timeoutSeconds", str(max(timeout, 1))),
+            ("timeoutSeconds", str(timeout)),
         ]
         query += self._selectors()
-        resp = self._open(self._collection(), query, read_timeout=timeout + self.config.read_margin)
+        margin = min(self.config.read_margin, interval)
+        resp = self._open(self._collection(), query, read_timeout=timeout + margin)
         complete = False
         try:
             if resp.status != 200:
@@ -437,16 +477,32 @@ class Reflector:
                 if resp.status == 404:
                     raise _NotFound(f"watch {self._collection()}")
                 _raise_for_status(resp.status, body, what=f"watch {self._collection()}")
-            self._post(self.state.mark_alive, self.kind.kind)  # resumed from our RV: still current
+            with self._lock:
+                self._watching, self._watch_ends = resp, time.monotonic() + timeout
+            # The server resumed from our resourceVersion: what it has not sent yet comes
+            # first on this stream, so the kind is current as of now.
+            self._post(self.state.mark_alive, self.kind.kind)
             for seen, line in enumerate(_lines(resp)):
                 self._handle(orjson.loads(line))
                 if seen == 0:
                     self._attempt = 0  # a stream that delivers is healthy again
             complete = True
+        except Exception:
+            if not self._renewed(resp):
+                raise
         finally:
-            self._close(resp, reuse=complete)
+            renewed = self._renewed(resp)
+            with self._lock:
+                self._watching = None
+                if renewed:
+                    self._renewing = None
+            self._close(resp, reuse=complete and not renewed)
         self.stats.watch_restarts += 1
         self._log("debug", "watch ended; re-watching", resource_version=self.resource_version)
+
+    def _renewed(self, resp: urllib3.BaseHTTPResponse) -> bool:
+        with self._lock:
+            return self._renewing is resp and not self.stopped
 
     def _handle(self, event: dict[str, Any]) -> None:
         kind = self.kind.kind
@@ -607,8 +663,13 @@ async def run_informers(
     on_event: EventHook | None = None,
     stats: InformerStats | None = None,
     config: InformerConfig = InformerConfig(),
+    confirm_within: Callable[[], float] | None = None,
 ) -> None:
     """Keep ``state`` in step with the cluster until cancelled.
+
+    ``confirm_within()`` is the longest a healthy watch may go unconfirmed (capped by
+    ``config.watch_timeout``); it is read at every watch, and checked every
+    ``config.renew_check`` seconds so that a shorter interval applies at once.
 
     Cancel the task to stop: every reflector thread is told to stop, its open stream is
     shut down, and this coroutine waits (up to ``config.stop_timeout``) for them to end.
@@ -619,14 +680,18 @@ async def run_informers(
     state.expect(k.kind for k in kinds)
     client = _pooled_client(api_client, len(kinds) + 4)
     reflectors = [
-        Reflector(k, state=state, api_client=client, loop=loop, stats=stats, config=config, on_event=on_event)
+        Reflector(k, state=state, api_client=client, loop=loop, stats=stats, config=config, on_event=on_event,
+                  confirm_within=confirm_within)
         for k in kinds
     ]
     log.info("starting informers", extra=fields(kinds=[k.kind for k in kinds]))
     try:
         for reflector in reflectors:
             reflector.start()
-        await asyncio.Future()  # until cancelled
+        while True:  # until cancelled
+            await asyncio.sleep(config.renew_check)
+            for reflector in reflectors:
+                reflector.renew(reflector.confirm_interval())
     finally:
         for reflector in reflectors:
             reflector.stop()

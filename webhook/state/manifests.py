@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -118,6 +119,48 @@ def load_stream(stream: TextIO | str, *, name: str = "<stdin>") -> list[Manifest
     finally:
         loader.dispose()
     return out
+
+
+def load_git(ref: str, paths: Iterable[str | os.PathLike[str]]) -> list[Manifest]:
+    """Every object in ``paths`` as the files were at git revision ``ref`` (a branch, a
+    tag, a commit) of the repository holding them. A path that did not exist then holds
+    nothing; each object is named ``ref:path`` with its line."""
+    out: list[Manifest] = []
+    for path in paths:
+        if str(path) == STDIN:
+            raise ManifestError("standard input has no git history: render the baseline into a file or "
+                                "directory and pass that instead of a revision", path=f"--baseline {ref}")
+        target = Path(path).resolve()
+        top = Path(_git(["rev-parse", "--show-toplevel"], cwd=_existing(target), ref=ref).strip())
+        try:
+            relative = target.relative_to(top)
+        except ValueError:
+            raise ManifestError(f"{path} is not in the git repository at {top}", path=f"--baseline {ref}") from None
+        listing = _git(["ls-tree", "-r", "-z", "--name-only", "--full-tree", ref, "--", str(relative)], cwd=top, ref=ref)
+        for name in sorted(filter(None, listing.split("\0"))):
+            below = Path(name).relative_to(relative).parts if Path(name) != relative else ()
+            if any(part.startswith(".") for part in below) or not name.endswith(SUFFIXES):
+                continue
+            text = _git(["show", f"{ref}:{name}"], cwd=top, ref=ref)
+            where = f"{ref}:{name}"
+            out.extend(_load_json(text, name=where) if name.endswith(".json") else load_stream(text, name=where))
+    return out
+
+
+def _existing(path: Path) -> Path:
+    while not path.is_dir():
+        path = path.parent
+    return path
+
+
+def _git(args: list[str], *, cwd: Path, ref: str) -> str:
+    try:
+        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ManifestError(f"cannot run git: {exc}", path=f"--baseline {ref}") from exc
+    if proc.returncode != 0:
+        raise ManifestError(proc.stderr.strip() or f"git {args[0]} failed", path=f"--baseline {ref}")
+    return proc.stdout
 
 
 def state_from_manifests(manifests: Iterable[Manifest]) -> ClusterState:

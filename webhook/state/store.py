@@ -15,15 +15,16 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from typing import Any, TypeVar
 
 from .. import gatewayapi as gw
-from .kinds import KINDS_BY_NAME, ROUTE_KINDS
+from .kinds import KINDS_BY_NAME, ROUTE_KINDS, group_of, watched_kind_of
 
 log = logging.getLogger("routewarden.state")
 
 Key = tuple[str, str]  # (namespace, name); namespace is "" for cluster-scoped kinds
+T = TypeVar("T")
 
 
 def _key(obj: dict[str, Any]) -> Key:
@@ -65,6 +66,9 @@ class ClusterState:
         self._routes_by_hostname: dict[str, set[tuple[str, str, str]]] = defaultdict(set)
         self._routes_by_parent: dict[Key, set[tuple[str, str, str]]] = defaultdict(set)
         self._listenersets_by_parent: dict[Key, set[Key]] = defaultdict(set)
+        self._listenersets: dict[Key, gw.ListenerSet] = {}
+        # (namespace, name) of a ListenerSet -> routes with a parentRef naming it
+        self._routes_by_listenerset: dict[Key, set[tuple[str, str, str]]] = defaultdict(set)
         # namespace -> routes in other namespaces that reference objects in it (ReferenceGrant blast radius)
         self._routes_by_ref_namespace: dict[str, set[tuple[str, str, str]]] = defaultdict(set)
         # domain suffix -> routes with a hostname strictly under it (wildcard ownership checks)
@@ -72,6 +76,11 @@ class ClusterState:
         # namespace -> labels as namespace_labels() answers them; dropped when the Namespace changes
         self._namespace_labels: dict[str, dict[str, str]] = {}
         self.offline = False
+        # How messages say an object is not in this view: offline views come from manifests.
+        self.missing = "is not in the cluster view (yet)"
+        # Offline only: (kind, namespace, name) of the objects a change adds over its
+        # baseline, newer than everything else in the view (rules/ownership.py).
+        self.added: set[tuple[str, str, str]] = set()
         self.rejected: dict[tuple[str, str, str], str] = {}
         self._synced: set[str] = set()
         self._expected: set[str] = set(expected_kinds)
@@ -81,10 +90,20 @@ class ClusterState:
         self._alive: dict[str, float] = {}
         self._created = time.monotonic()
         self.generation = 0  # bumped on every change; lets callers cache derived views
+        self._derived: dict[Hashable, Any] = {}
+        self._derived_generation = 0
 
     # ------------------------------------------------------------------ writers
     def apply(self, kind: str, obj: dict[str, Any]) -> None:
-        """Insert or replace one object (a watch ADDED/MODIFIED event)."""
+        """Insert or replace one object (a watch ADDED/MODIFIED event).
+
+        An object whose ``apiVersion`` names another API group than ``kind``'s (an Istio
+        ``networking.istio.io`` Gateway) is another object: it never replaces one here.
+        """
+        watched = KINDS_BY_NAME.get(kind)
+        group = group_of(obj)
+        if watched is not None and group is not None and group != watched.group:
+            return
         key = _key(obj)
         self._unindex(kind, key)
         stored = slim(obj)
@@ -166,14 +185,17 @@ class ClusterState:
             for ref in route.parent_refs:
                 if ref.is_gateway:  # a ListenerSet or Service parent may share a Gateway's name
                     self._routes_by_parent[ref.gateway_key].add(rkey)
+                elif ref.is_listenerset:
+                    self._routes_by_listenerset[ref.gateway_key].add(rkey)
             for ns in {b.namespace for b in route.backend_refs if b.namespace != key[0]}:
                 self._routes_by_ref_namespace[ns].add(rkey)
         elif kind == "ReferenceGrant":
             self._grants_by_ns[key[0]][key[1]] = gw.ReferenceGrant.from_object(obj)
         elif kind == "ListenerSet":
-            parent = gw.listenerset_parent(obj)
-            if parent is not None:
-                self._listenersets_by_parent[parent].add(key)
+            listener_set = gw.ListenerSet.from_object(obj)
+            self._listenersets[key] = listener_set
+            if listener_set.parent is not None:
+                self._listenersets_by_parent[listener_set.parent].add(key)
 
     def _unindex(self, kind: str, key: Key) -> None:
         if kind == "Namespace":
@@ -194,6 +216,8 @@ class ClusterState:
                 for ref in route.parent_refs:
                     if ref.is_gateway:
                         _discard(self._routes_by_parent, ref.gateway_key, rkey)
+                    elif ref.is_listenerset:
+                        _discard(self._routes_by_listenerset, ref.gateway_key, rkey)
                 for ns in {b.namespace for b in route.backend_refs if b.namespace != key[0]}:
                     _discard(self._routes_by_ref_namespace, ns, rkey)
         elif kind == "ReferenceGrant":
@@ -201,9 +225,9 @@ class ClusterState:
             if grants is not None:
                 grants.pop(key[1], None)
         elif kind == "ListenerSet":
-            parent = gw.listenerset_parent(old)
-            if parent is not None:
-                _discard(self._listenersets_by_parent, parent, key)
+            listener_set = self._listenersets.pop(key, None)
+            if listener_set is not None and listener_set.parent is not None:
+                _discard(self._listenersets_by_parent, listener_set.parent, key)
 
     # ------------------------------------------------------------------ readers
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -274,6 +298,36 @@ class ClusterState:
         objs = self._objects.get("ListenerSet", {})
         return tuple(objs[k] for k in sorted(keys) if k in objs)
 
+    def listenerset(self, namespace: str, name: str) -> gw.ListenerSet | None:
+        return self._listenersets.get((namespace, name))
+
+    def listenersets(self) -> Iterator[gw.ListenerSet]:
+        return iter(list(self._listenersets.values()))
+
+    def listenersets_for(self, namespace: str, name: str) -> tuple[gw.ListenerSet, ...]:
+        """The ListenerSets whose parentRef names Gateway ``namespace/name`` (accepted or not)."""
+        keys = self._listenersets_by_parent.get((namespace, name), ())
+        return tuple(self._listenersets[k] for k in sorted(keys) if k in self._listenersets)
+
+    def routes_attached_to_listenerset(self, namespace: str, name: str) -> tuple[gw.Route, ...]:
+        """Routes with a parentRef naming ListenerSet ``namespace/name``."""
+        keys = self._routes_by_listenerset.get((namespace, name), ())
+        return tuple(self._routes[k] for k in sorted(keys) if k in self._routes)
+
+    def derived(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()``, a value made from this view only, kept until the view changes.
+
+        For what many decisions need and is costly to make, such as the merged listeners
+        of a Gateway with many ListenerSets. Decisions run on one thread (the event loop,
+        or the CLI's), as do the writers, so the cache needs no lock.
+        """
+        if self._derived_generation != self.generation:
+            self._derived.clear()
+            self._derived_generation = self.generation
+        if key not in self._derived:
+            self._derived[key] = compute()
+        return self._derived[key]
+
     # ------------------------------------------------------------------ freshness
     def is_synced(self, kind: str) -> bool:
         return kind in self._synced
@@ -300,8 +354,11 @@ class ClusterState:
     def view_age(self, now: float | None = None) -> float:
         """Seconds since the least recently confirmed watched kind was last known current.
 
-        The informer confirms a kind on every list, event and bookmark (bookmarks arrive
-        about once a minute on a quiet watch). An offline view is never stale.
+        The informer confirms a kind on every list, event and bookmark, and whenever the
+        apiserver resumes its watch, which it asks for at least once per confirmation
+        interval (see :mod:`webhook.freshness`). So a healthy kind stays younger than that
+        however quiet it is, and the view ages only while the apiserver does not answer.
+        Kinds that cannot be listed are left out. An offline view is never stale.
         """
         if self.offline or not self._expected:
             return 0.0
@@ -326,10 +383,11 @@ class ClusterState:
         """An offline view: every known kind counts as synced."""
         state = cls()
         state.offline = True
+        state.missing = "is not in the manifests"
         for obj in objects:
-            kind = obj.get("kind")
-            if isinstance(kind, str) and kind in KINDS_BY_NAME:
-                state.apply(kind, obj)
+            watched = watched_kind_of(obj)
+            if watched is not None:
+                state.apply(watched.kind, obj)
         for kind in KINDS_BY_NAME:
             state.mark_synced(kind)
         return state
