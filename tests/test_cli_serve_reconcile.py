@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import yaml
 from conftest import REPO, make_certificates
 from kubeapi import FakeKubeAPI
 from test_cli_serve import free_port
@@ -57,13 +56,7 @@ def test_serve_reconciles_generated_services_only_when_asked(cluster: FakeKubeAP
     (tmp_path / "policies").mkdir()
     (tmp_path / "policies" / "services.yaml").write_text(POLICY.format(extra=""))
     with cluster.in_thread():
-        kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-            "clusters": [{"name": "fake", "cluster": {"server": cluster.url}}],
-            "users": [{"name": "fake", "user": {"token": "t"}}],
-            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
-        }))
+        kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
         port = free_port()
         process = subprocess.Popen(
             [sys.executable, "-m", "webhook", "serve", "--kubeconfig", str(kubeconfig), "--policies",
