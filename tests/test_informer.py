@@ -35,6 +35,9 @@ FAST = InformerConfig(
     read_margin=2,
     stop_timeout=3,
 )
+# For tests that act on the watches open at one moment: no watch ends on its own during
+# the test (with FAST's 2-4 s watches, a bookmark or a cut can fall between two of them).
+STEADY = dataclasses.replace(FAST, watch_timeout=120)
 KINDS = tuple(KINDS_BY_NAME[k] for k in ("Namespace", "HTTPRoute", "ReferenceGrant"))
 WAIT = 5.0
 
@@ -150,8 +153,8 @@ async def test_watch_events_converge_without_relisting(api: FakeKubeAPI) -> None
 async def test_bookmarks_advance_the_remembered_resource_version(api: FakeKubeAPI) -> None:
     """A BOOKMARK moves the kind's resourceVersion forward though none of its objects changed."""
     state = ClusterState()
-    async with informing(api, state) as stats:
-        await eventually(lambda: state.synced, "state.synced")
+    async with informing(api, state, config=STEADY) as stats:
+        await eventually(lambda: state.synced and api.open_watches == len(KINDS), "state.synced, watches open")
         listed = state.resource_version("HTTPRoute")
         for i in range(3):
             api.create("Namespace", namespace(f"other-{i}"))
@@ -193,8 +196,8 @@ async def test_a_connection_dropped_mid_event_resumes_from_the_last_resource_ver
 ) -> None:
     """A stream cut inside an event is re-watched from the last RV: no relist, nothing lost."""
     state = ClusterState()
-    async with informing(api, state) as stats:
-        await eventually(lambda: state.synced, "state.synced")
+    async with informing(api, state, config=STEADY) as stats:
+        await eventually(lambda: state.synced and api.open_watches == len(KINDS), "state.synced, watches open")
         before = len(watches(api, "httproutes"))
         assert api.drop_watches(partial=True) >= 1
         api.create("HTTPRoute", route("apples", "late", "late.apples.example.com"))
