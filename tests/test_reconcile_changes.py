@@ -47,6 +47,16 @@ MESH = {"group": "", "kind": "Service", "name": "shared", "namespace": "infra"}
 
 
 @pytest.fixture
+def services() -> ClusterState:
+    """The reconciler's own view of generated Services."""
+    view = ClusterState()
+    for obj in (svc("infra", "cilium-gateway-shared", "shared"), svc("infra", "cilium-gateway-other", "other"),
+                svc("apples", "cilium-gateway-own", "own")):
+        view.apply("Service", obj)
+    return view
+
+
+@pytest.fixture
 def state() -> ClusterState:
     objects = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n, "labels": {"team": n}}}
@@ -56,11 +66,7 @@ def state() -> ClusterState:
         listenerset("apples", "apples-set", "other"),
         route("apples", "shop", SHARED), route("bananas", "web", OTHER),
     ]
-    view = ClusterState.from_objects(copy.deepcopy(objects))
-    for obj in (svc("infra", "cilium-gateway-shared", "shared"), svc("infra", "cilium-gateway-other", "other"),
-                svc("apples", "cilium-gateway-own", "own")):
-        view.apply("Service", obj)
-    return view
+    return ClusterState.from_objects(copy.deepcopy(objects))
 
 
 @pytest.mark.parametrize(
@@ -96,20 +102,20 @@ def test_each_change_reaches_the_gateways_it_names_before_and_after(
     assert affected(kind, old, new, state) == expected
 
 
-def test_a_relist_reaches_everything(state: ClusterState) -> None:
+def test_a_relist_reaches_everything(state: ClusterState, services: ClusterState) -> None:
     """A SYNCED event (the kind was listed again) may hide any change: everything is reconciled."""
     from webhook.reconcile.changes import targets_of
 
     assert targets_of("HTTPRoute", None, state) == {EVERYTHING}
-    assert expand({EVERYTHING}, state) == [("apples", "cilium-gateway-own"), ("infra", "cilium-gateway-other"),
+    assert expand({EVERYTHING}, state, services) == [("apples", "cilium-gateway-own"), ("infra", "cilium-gateway-other"),
                                            ("infra", "cilium-gateway-shared")]
 
 
-def test_gateway_targets_expand_to_the_services_generated_for_them(state: ClusterState) -> None:
+def test_gateway_targets_expand_to_the_services_generated_for_them(state: ClusterState, services: ClusterState) -> None:
     """A Gateway stands for the Services the mutation's identification names for it; a Service for itself."""
-    assert expand({gateway("infra", "shared"), service("apples", "cilium-gateway-own")}, state) == [
+    assert expand({gateway("infra", "shared"), service("apples", "cilium-gateway-own")}, state, services) == [
         ("apples", "cilium-gateway-own"), ("infra", "cilium-gateway-shared")]
-    assert expand({gateway("infra", "missing")}, state) == []
+    assert expand({gateway("infra", "missing")}, state, services) == []
 
 
 POLICY = """\

@@ -105,10 +105,9 @@ async def replica(api: FakeKubeAPI, name: str, *, policy: str = POLICY.format(ex
     telemetry = Telemetry()
     elector = LeaderElector(client, LeaseConfig(namespace="routewarden", identity=name, **LEASE))
     reconciler = Reconciler(state=state, policies=store, api_client=client, telemetry=telemetry, elector=elector,
-                            config=config)
-    kinds = WATCHED_KINDS + service_kinds(namespaces)
-    state.expect(k.kind for k in kinds)  # as serve does: not synced until every kind is listed
-    informer = asyncio.create_task(run_informers(state, api_client=client, kinds=kinds, config=INFORMER,
+                            config=config, service_watches=service_kinds(namespaces), informer=INFORMER)
+    state.expect(k.kind for k in WATCHED_KINDS)  # as serve does: not synced until every kind is listed
+    informer = asyncio.create_task(run_informers(state, api_client=client, kinds=WATCHED_KINDS, config=INFORMER,
                                                  on_event=reconciler.on_event))
     task = asyncio.create_task(reconciler.run())
     try:
@@ -291,11 +290,13 @@ async def test_the_view_holds_only_load_balancer_services_a_controller_may_have_
         other["metadata"].update(namespace=namespace, name=name)
         api.create("Service", other)
     async with replica(api, "a", namespaces=("infra", "apples")) as a:
-        await eventually(lambda: a.state.synced, "synced")
-        held = a.state.get("Service", *SERVICE)
+        services = a.reconciler.services  # a view of their own: the admission view holds no Service
+        await eventually(lambda: a.state.synced and services.synced, "synced")
+        held = services.get("Service", *SERVICE)
+        assert a.state.count("Service") == 0 and "Service" not in a.state.expected_kinds
 
         def names() -> list[str]:
-            return sorted(o["metadata"]["name"] for o in a.state.objects("Service"))
+            return sorted(o["metadata"]["name"] for o in services.objects("Service"))
 
         assert held is not None and names() == ["cilium-gateway-shared", "generated"]
         assert "managedFields" not in held["metadata"] and set(held["spec"]) == {"type", "externalTrafficPolicy"}

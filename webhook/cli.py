@@ -34,11 +34,10 @@ from .commands import GITOPS_COMMANDS
 from .freshness import DEFAULT_CONFIRM_INTERVAL, confirm_interval
 from .logs import configure_logging, fields
 from .policy.loader import PolicyStore
-from .reconcile import service_kinds
 from .reconcile import wiring as reconcile_options
 from .runtime import Runtime
 from .server import Background, create_app, serve
-from .state.kinds import WATCHED_KINDS, WatchedKind
+from .state.kinds import WATCHED_KINDS
 from .state.manifests import ManifestError, load_manifests, state_from_manifests
 from .state.store import ClusterState
 from .telemetry import Telemetry
@@ -133,7 +132,7 @@ def kube_api_client(*, kubeconfig: Path | None, in_cluster: bool) -> Any:
 
 def informer_hook(
     state: ClusterState, *, kubeconfig: Path | None, in_cluster: bool, confirm_within: Callable[[], float] | None = None,
-    kinds: tuple[WatchedKind, ...] = WATCHED_KINDS, on_event: Callable[..., None] | None = None,
+    on_event: Callable[..., None] | None = None,
 ) -> Background | None:
     """The list/watch task feeding ``state`` (and ``on_event``), or None when the informer is not available."""
     try:
@@ -143,12 +142,12 @@ def informer_hook(
                     extra=fields(error=str(exc)))
         return None
     api_client = kube_api_client(kubeconfig=kubeconfig, in_cluster=in_cluster)
-    state.expect(k.kind for k in kinds)
+    state.expect(k.kind for k in WATCHED_KINDS)
 
     async def run() -> None:
         freezer = asyncio.create_task(freeze_when_synced(state))
         try:
-            await run_informers(state, api_client=api_client, kinds=kinds, confirm_within=confirm_within,
+            await run_informers(state, api_client=api_client, kinds=WATCHED_KINDS, confirm_within=confirm_within,
                                 on_event=on_event)
         finally:
             freezer.cancel()
@@ -186,9 +185,8 @@ def run_serve(args: argparse.Namespace) -> int:
         args, state=state, policies=policies, telemetry=telemetry,
         api_client=kube_api_client(kubeconfig=args.kubeconfig, in_cluster=args.in_cluster),
     ) if online and args.reconcile != "off" else None
-    kinds = WATCHED_KINDS + (service_kinds(args.reconcile_namespace) if reconciler else ())
     informer = informer_hook(
-        state, kubeconfig=args.kubeconfig, in_cluster=args.in_cluster, kinds=kinds,
+        state, kubeconfig=args.kubeconfig, in_cluster=args.in_cluster,
         confirm_within=lambda: confirm_interval(policies.current, args.watch_confirm_interval),
         on_event=reconciler.on_event if reconciler else None,
     ) if online else None

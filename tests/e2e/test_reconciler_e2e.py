@@ -102,12 +102,12 @@ async def replica(api_client: Any, policies: Path, certs: CertificateFiles, *, s
     runtime = Runtime(policies=store, state=state, telemetry=telemetry, require_sync=True)
     elector = LeaderElector(api_client, LeaseConfig(namespace=lease_namespace, identity=f"{name}_{uuid.uuid4()}"))
     reconciler = Reconciler(state=state, policies=store, api_client=api_client, telemetry=telemetry, elector=elector,
-                            config=ReconcilerConfig(mode="on", quiet=0.2))
-    kinds = KINDS + service_kinds([services_in])
-    state.expect(k.kind for k in kinds)
+                            config=ReconcilerConfig(mode="on", quiet=0.2), service_watches=service_kinds([services_in]),
+                            informer=CONFIG)
+    state.expect(k.kind for k in KINDS)
 
     async def informer() -> None:
-        await run_informers(state, api_client=api_client, kinds=kinds, config=CONFIG, on_event=reconciler.on_event)
+        await run_informers(state, api_client=api_client, kinds=KINDS, config=CONFIG, on_event=reconciler.on_event)
 
     context = server_context(certs.cert, certs.key)
     app = create_app(runtime, certificates=CertificateReloader(context, certs.cert, certs.key), policy_interval=None,

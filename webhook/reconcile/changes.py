@@ -121,10 +121,10 @@ def policy_targets(old: PolicySet, new: PolicySet, state: ClusterState) -> set[T
             if matching(tuple(changed), g, state.namespace_labels(g.namespace))}
 
 
-def services_by_gateway(state: ClusterState) -> dict[tuple[str, str], set[Target]]:
-    """The held Services, by the Gateway the mutation's identification names."""
+def services_by_gateway(state: ClusterState, services: ClusterState) -> dict[tuple[str, str], set[Target]]:
+    """The Services ``services`` holds, by the Gateway the mutation's identification names in ``state``."""
     out: dict[tuple[str, str], set[Target]] = {}
-    for obj in state.objects("Service"):
+    for obj in services.objects("Service"):
         try:
             _, owner, _ = describe_service(obj, state)
         except gw.MalformedObject:
@@ -134,12 +134,12 @@ def services_by_gateway(state: ClusterState) -> dict[tuple[str, str], set[Target
     return out
 
 
-def expand(targets: Iterable[Target], state: ClusterState) -> list[tuple[str, str]]:
-    """The Services (namespace, name) that ``targets`` stand for, sorted."""
+def expand(targets: Iterable[Target], state: ClusterState, services: ClusterState) -> list[tuple[str, str]]:
+    """The Services (namespace, name) of ``services`` that ``targets`` stand for, sorted."""
     targets = set(targets)
     if EVERYTHING in targets:
-        return sorted(_key(obj) for obj in state.objects("Service"))
-    by_gateway = services_by_gateway(state) if any(t[0] == "Gateway" for t in targets) else {}
+        return sorted(_key(obj) for obj in services.objects("Service"))
+    by_gateway = services_by_gateway(state, services) if any(t[0] == "Gateway" for t in targets) else {}
     out: set[tuple[str, str]] = set()
     for kind, namespace, name in targets:
         if kind == "Service":

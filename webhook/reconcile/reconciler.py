@@ -6,8 +6,10 @@ with ``externalDNS.sources: [routes]``), and controllers do not rewrite their Se
 when those change. The reconciler does: it runs in ``serve`` (online), on every replica,
 and writes from the one that holds the Lease (:mod:`.lease`).
 
-For every change the informer reports, :mod:`.changes` names the Gateways or Services
-it may affect; they wait in a :class:`~.queue.Debouncer` until their changes settle,
+The generated Services are watched into a view of their own (:attr:`Reconciler.services`,
+LoadBalancer Services only, slimmed on arrival), so the admission view's readiness and
+freshness never depend on the reconciler's watch or its RBAC. For every change either
+informer reports, :mod:`.changes` names the Gateways or Services it may affect; they wait in a :class:`~.queue.Debouncer` until their changes settle,
 then each Service is read (for its ``managedFields``), its desired fields computed by
 the mutation itself (:mod:`.desired`), and, when they differ from what is stored or
 owned, written by **server-side apply** under the field manager ``routewarden``:
@@ -31,7 +33,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
@@ -45,6 +47,9 @@ from .changes import EVERYTHING, Target, affected, expand, policy_targets, targe
 from .desired import FIELD_MANAGER, Change, desired_fields, owned_by, plan, value_at
 from .lease import LeaderElector
 from .queue import Backoff, Debouncer, TokenBucket
+
+if TYPE_CHECKING:  # the informer imports the kubernetes client, which only serve needs
+    from ..state.informer import InformerConfig
 
 log = logging.getLogger("routewarden.reconcile")
 
@@ -121,11 +126,18 @@ class Reconciler:
         telemetry: Any,
         elector: LeaderElector,
         config: ReconcilerConfig = ReconcilerConfig(),
+        service_watches: tuple[WatchedKind, ...] | None = None,
+        informer: InformerConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``state`` is the admission view (Gateways, routes, ...); the Services this reconciler
+        watches (``service_watches``, default :func:`service_kinds`) go into :attr:`services`."""
         if config.mode == "off":
             raise ValueError("a reconciler in mode off is no reconciler: do not start one")
         self.state = state
+        self.services = ClusterState()
+        self.service_watches = service_watches if service_watches is not None else service_kinds()
+        self.informer = informer
         self.policies = policies
         self.api_client = api_client
         self.telemetry = telemetry
@@ -185,7 +197,14 @@ class Reconciler:
 
     # ------------------------------------------------------------------ the loop
     async def run(self) -> None:
-        """Elect, and while leading, reconcile. Until cancelled; the Lease is released last."""
+        """Watch Services, elect, and while leading, reconcile. Until cancelled; the Lease is released
+        before the watches stop."""
+        from ..state.informer import InformerConfig, run_informers
+
+        self.services.expect(k.kind for k in self.service_watches)
+        watches = asyncio.create_task(run_informers(
+            self.services, api_client=self.api_client, kinds=self.service_watches,
+            config=self.informer or InformerConfig(), on_event=self.on_event), name="service-informer")
         election = asyncio.create_task(self.elector.run(), name="leader-election")
         log.info("reconciler started", extra=fields(mode=self.config.mode, field_manager=self.config.field_manager,
                                                     identity=self.elector.config.identity))
@@ -196,9 +215,11 @@ class Reconciler:
             self._stop_leading()
             election.cancel()
             await asyncio.gather(election, return_exceptions=True)
+            watches.cancel()
+            await asyncio.gather(watches, return_exceptions=True)
 
     def _ready(self) -> bool:
-        return bool(self.state.synced and self.policies.loaded)
+        return bool(self.state.synced and self.services.synced and self.policies.loaded)
 
     def _start_leading(self) -> None:
         self._leading = True
@@ -232,7 +253,7 @@ class Reconciler:
             self.enqueue({EVERYTHING})
         due = self.queue.pop_due(now)
         if due:
-            await self._reconcile_all(expand(due, self.state))
+            await self._reconcile_all(expand(due, self.state, self.services))
             return
         next_due = self.queue.next_due()
         wait = min(self.config.poll, self._next_resync - now, (next_due - now) if next_due is not None else self.config.poll)
@@ -269,7 +290,7 @@ class Reconciler:
     async def reconcile(self, namespace: str, name: str) -> _Outcome:
         """Read, compute, and (if something differs) apply one Service."""
         key = ("Service", namespace, name)
-        held = self.state.get("Service", namespace, name)
+        held = self.services.get("Service", namespace, name)
         policies = self.policies.current
         if held is None or desired_fields(held, policies=policies, state=self.state).fields is None:
             return _Outcome("skipped")  # not held, or not a Service the mutation shapes: no read

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .lease import LeaderElector, LeaseConfig
-from .reconciler import MODES, Reconciler, ReconcilerConfig
+from .reconciler import MODES, Reconciler, ReconcilerConfig, service_kinds
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 DEFAULT_MODE = "dry-run"  # this release: report what would change before changing anything
@@ -86,4 +86,5 @@ def build(args: argparse.Namespace, *, state: Any, policies: Any, telemetry: Any
     config = ReconcilerConfig(mode=args.reconcile, resync=args.reconcile_resync, quiet=args.reconcile_debounce,
                               max_delay=args.reconcile_max_delay, rate=args.reconcile_rate)
     return Reconciler(state=state, policies=policies, api_client=api_client, telemetry=telemetry,
-                      elector=LeaderElector(api_client, lease), config=config)
+                      elector=LeaderElector(api_client, lease), config=config,
+                      service_watches=service_kinds(args.reconcile_namespace))

@@ -114,6 +114,8 @@ def unserved_version(obj: Mapping[str, Any]) -> str:
     return (f"{kind} {api_version} is not served by the standard channel of Gateway API {GATEWAY_API_RELEASE} "
             f"(it serves {', '.join(served)}): kube-apiserver refuses it unless the experimental channel is "
             f"installed; use {GATEWAY_GROUP}/{served[0]}")
+
+
 # Watched only while the background reconciler runs: the LoadBalancer Services a gateway
 # controller may have generated (the reconciler adds what the view keeps of them).
 SERVICES = WatchedKind("Service", "", "services", ("v1",), field_selector="spec.type=LoadBalancer")
