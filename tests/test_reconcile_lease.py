@@ -85,9 +85,10 @@ class Timeline:
 
 
 @contextlib.asynccontextmanager
-async def electing(api: FakeKubeAPI, who: str, timeline: Timeline) -> AsyncIterator[LeaderElector]:
+async def electing(api: FakeKubeAPI, who: str, timeline: Timeline, durations: dict[str, float] = FAST
+                   ) -> AsyncIterator[LeaderElector]:
     client = client_for(api, who)
-    elector = LeaderElector(client, LeaseConfig(namespace="routewarden", identity=who, **FAST),
+    elector = LeaderElector(client, LeaseConfig(namespace="routewarden", identity=who, **durations),
                             on_change=timeline.recorder(who))
     task = asyncio.create_task(elector.run())
     try:
@@ -105,21 +106,22 @@ def overlap(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> bool:
 async def test_a_released_lease_passes_to_the_other_replica_at_once() -> None:
     """a leads and b follows; when a stops it releases the Lease, and b leads within a few retries, well before
     the lease duration."""
+    long_lease = {**FAST, "lease_duration": 5.0}  # what b would wait if a did not release
     timeline = Timeline()
     async with FakeKubeAPI() as api:
         api.register_defaults()
         async with contextlib.AsyncExitStack() as second, contextlib.AsyncExitStack() as first:
-            a = await first.enter_async_context(electing(api, "a", timeline))
+            a = await first.enter_async_context(electing(api, "a", timeline, long_lease))
             await eventually(a.is_leader, "a leads")
-            b = await second.enter_async_context(electing(api, "b", timeline))
+            b = await second.enter_async_context(electing(api, "b", timeline, long_lease))
             await asyncio.sleep(0.3)
             assert a.is_leader() and not b.is_leader()
             lease = api.get("Lease", "routewarden", "routewarden-reconciler")
-            assert lease["spec"]["holderIdentity"] == "a" and lease["spec"]["leaseDurationSeconds"] == 1
+            assert lease["spec"]["holderIdentity"] == "a" and lease["spec"]["leaseDurationSeconds"] == 5
             await first.aclose()
             started = time.monotonic()
             await eventually(b.is_leader, "b leads after a released the Lease")
-            assert time.monotonic() - started < FAST["lease_duration"]
+            assert time.monotonic() - started < long_lease["lease_duration"] / 2
             spec = api.get("Lease", "routewarden", "routewarden-reconciler")["spec"]
             assert spec["holderIdentity"] == "b" and spec["leaseTransitions"] == 1
     assert not overlap(timeline.intervals("a"), timeline.intervals("b"))
