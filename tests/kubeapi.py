@@ -5,15 +5,24 @@ HTTPS when given an SSLContext) on 127.0.0.1, so the real ``kubernetes`` client 
 to it:
 
 - discovery: ``/api``, ``/api/v1``, ``/apis``, ``/apis/<group>/<version>``;
-- list with ``limit``/``continue`` (consistent pages, expiring on compaction) and
-  ``labelSelector`` (equality and existence terms);
+- list with ``limit``/``continue`` (consistent pages, expiring on compaction),
+  ``labelSelector`` (equality and existence terms) and ``fieldSelector`` (equality);
 - watch (``?watch=true``): chunked, one JSON event per line, a bounded event history
   to resume from, ``BOOKMARK`` events (only on request, and, as kube-apiserver, only to
   a watch the resourceVersion has moved past: a kind nobody writes gets none), an
   ``ERROR`` event with a 410 Status when the requested resourceVersion is older than
   the history (or HTTP 410, if asked), the end of the stream at ``timeoutSeconds``;
 - single objects: GET, POST (create), PUT (update, with resourceVersion conflicts),
-  PATCH (merge, strategic-merge treated as merge, JSON patch, apply), DELETE;
+  PATCH (merge, strategic-merge treated as merge, JSON patch), DELETE;
+- field ownership (``metadata.managedFields``) and server-side apply as kube-apiserver
+  does them, at the granularity of map keys (lists are atomic): an Update takes the
+  fields it changes, an Apply owns exactly what it sends, removes what it owned and no
+  longer sends (unless another manager owns it too), refuses with 409 and
+  ``FieldManagerConflict`` causes to change a value another manager owns unless
+  ``force=true``, honours a ``resourceVersion`` precondition and ``dryRun=All``, and
+  writes nothing when nothing changes;
+- a watch with a selector sees an object that starts matching as ADDED and one that
+  stops matching as DELETED, as the watch cache sends them;
 - faults: drop open watches mid-event, answer an HTTP error N times, delay answers,
   CRDs that 404 until :meth:`FakeKubeAPI.install`, and a frozen server
   (:meth:`FakeKubeAPI.freeze`, as a SIGSTOPped kube-apiserver: connections are accepted
@@ -37,6 +46,7 @@ import copy
 import json
 import ssl
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -74,6 +84,19 @@ class _Event:
     type: str
     resource: Resource
     obj: Obj
+    old: Obj | None = None  # the previous version, for selector transitions
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request as the fake saw it: when, what, and who (the bearer token)."""
+
+    at: float  # time.monotonic()
+    method: str
+    path: str
+    query: dict[str, str]
+    token: str
+    content_type: str
 
 
 @dataclass
@@ -90,17 +113,35 @@ class _Watcher:
     namespace: str | None
     selector: list[tuple[str, str, str]]
     bookmarks: bool
+    fields: list[tuple[str, str, str]] = field(default_factory=list)
     rv: int = 0  # the newest resourceVersion the watch has been sent at its start
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
     dropped: bool = False
 
-    def wants(self, event: _Event) -> bool:
-        if event.resource is not self.resource:
+    def _matches(self, obj: Obj | None) -> bool:
+        if obj is None:
             return False
-        meta = event.obj.get("metadata") or {}
+        meta = obj.get("metadata") or {}
         if self.namespace is not None and meta.get("namespace") != self.namespace:
             return False
-        return _selects(self.selector, meta.get("labels") or {})
+        return _selects(self.selector, meta.get("labels") or {}) and _fields_match(self.fields, obj)
+
+    def view(self, event: _Event) -> _Event | None:
+        """The event as this watch sees it (selector transitions become ADDED or DELETED), or None."""
+        if event.resource is not self.resource:
+            return None
+        now, before = self._matches(event.obj), self._matches(event.old)
+        if event.type != "MODIFIED" or now == before:
+            return event if now else None
+        if now:
+            return _Event(event.rv, "ADDED", event.resource, event.obj)
+        # As the watch cache: the version that last matched, at the new resourceVersion.
+        gone = copy.deepcopy(event.old or {})
+        gone.setdefault("metadata", {})["resourceVersion"] = str(event.rv)
+        return _Event(event.rv, "DELETED", event.resource, gone)
+
+    def wants(self, event: _Event) -> bool:
+        return self.view(event) is not None
 
 
 _DROP = object()
@@ -124,6 +165,7 @@ class FakeKubeAPI:
         self.list_gone_on_stale = True  # a list with an explicit, compacted resourceVersion gets 410
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.authorizations: list[str] = []  # the Authorization header of each request ("" if none)
+        self.calls: list[Call] = []
         self._ssl = ssl_context
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -236,6 +278,7 @@ class FakeKubeAPI:
         self.register("Secret", group="", versions="v1", plural="secrets")
         self.register("ConfigMap", group="", versions="v1", plural="configmaps")
         self.register("Service", group="", versions="v1", plural="services")
+        self.register("Lease", group="coordination.k8s.io", versions="v1", plural="leases")
         for kind, plural in (
             ("ValidatingWebhookConfiguration", "validatingwebhookconfigurations"),
             ("MutatingWebhookConfiguration", "mutatingwebhookconfigurations"),
@@ -282,11 +325,13 @@ class FakeKubeAPI:
         return len(self._watchers)
 
     # ------------------------------------------------------------------ mutators
-    def create(self, kind: str, obj: Obj) -> Obj:
-        return self._call(self._create, self.resources[kind], copy.deepcopy(obj))
+    def create(self, kind: str, obj: Obj, *, manager: str | None = None) -> Obj:
+        """Create ``obj``; with ``manager``, its fields are owned by that field manager."""
+        return self._call(self._create, self.resources[kind], copy.deepcopy(obj), manager=manager)
 
-    def update(self, kind: str, obj: Obj) -> Obj:
-        return self._call(self._update, self.resources[kind], copy.deepcopy(obj))
+    def update(self, kind: str, obj: Obj, *, manager: str | None = None) -> Obj:
+        """Replace ``obj``; with ``manager``, the fields it changes are owned by that field manager."""
+        return self._call(self._update, self.resources[kind], copy.deepcopy(obj), manager=manager)
 
     def apply(self, kind: str, obj: Obj) -> Obj:
         """Create or update, whichever is needed."""
@@ -373,16 +418,18 @@ class FakeKubeAPI:
         self._rv += 1
         return self._rv
 
-    def _record(self, etype: str, res: Resource, obj: Obj) -> None:
-        event = _Event(self._rv, etype, res, copy.deepcopy(obj))
+    def _record(self, etype: str, res: Resource, obj: Obj, old: Obj | None = None) -> None:
+        event = _Event(self._rv, etype, res, copy.deepcopy(obj), old)
         if len(self._history) == self._history.maxlen:
             self._oldest_rv = self._history[0].rv
         self._history.append(event)
         for watcher in self._watchers:
-            if not watcher.dropped and watcher.wants(event):
-                watcher.queue.put_nowait(event)
+            seen = None if watcher.dropped else watcher.view(event)
+            if seen is not None:
+                watcher.queue.put_nowait(seen)
 
-    def _create(self, res: Resource, obj: Obj, namespace: str | None = None) -> Obj:
+    def _create(self, res: Resource, obj: Obj, namespace: str | None = None, *, manager: str | None = None,
+                operation: str = "Update", dry_run: bool = False) -> Obj:
         meta = obj.setdefault("metadata", {})
         if res.namespaced:
             meta["namespace"] = namespace or meta.get("namespace") or "default"
@@ -396,8 +443,15 @@ class FakeKubeAPI:
         key = (meta.get("namespace", ""), meta["name"])
         if key in store:
             raise APIError(409, "AlreadyExists", f'{res.plural} "{meta["name"]}" already exists')
+        if meta.get("resourceVersion"):
+            raise APIError(422, "Invalid", f'{res.kind} "{meta["name"]}" is invalid: metadata.resourceVersion: '
+                                           "Invalid value: 0: must be empty")
         obj.setdefault("apiVersion", res.api_version(res.versions[0]))
         obj["kind"] = res.kind
+        if manager:
+            _set_managed_fields(obj, {(manager, operation): set(_leaves(obj))}, obj["apiVersion"])
+        if dry_run:
+            return copy.deepcopy(obj)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         meta["generation"] = 1
@@ -406,7 +460,7 @@ class FakeKubeAPI:
         self._record("ADDED", res, obj)
         return copy.deepcopy(obj)
 
-    def _update(self, res: Resource, obj: Obj) -> Obj:
+    def _update(self, res: Resource, obj: Obj, *, manager: str | None = None) -> Obj:
         meta = obj.setdefault("metadata", {})
         store = self._objects[(res.group, res.plural)]
         key = (meta.get("namespace", "") if res.namespaced else "", meta.get("name", ""))
@@ -419,13 +473,17 @@ class FakeKubeAPI:
                                               "to the latest version and try again")
         for immutable in ("uid", "creationTimestamp", "generation"):
             meta[immutable] = old["metadata"][immutable]
+        owners = _owners(obj if "managedFields" in meta else old)  # none sent: the stored ones stay
+        if manager:
+            _take(owners, (manager, "Update"), old, obj)
+        _set_managed_fields(obj, owners, obj.get("apiVersion") or old.get("apiVersion"))
         if obj.get("spec") != old.get("spec"):
             meta["generation"] = old["metadata"]["generation"] + 1
         obj["kind"] = res.kind
         obj.setdefault("apiVersion", old.get("apiVersion"))
         meta["resourceVersion"] = str(self._bump())
         store[key] = obj
-        self._record("MODIFIED", res, obj)
+        self._record("MODIFIED", res, obj, copy.deepcopy(old))
         return copy.deepcopy(obj)
 
     def _delete(self, res: Resource, namespace: str, name: str) -> Obj | None:
@@ -443,6 +501,9 @@ class FakeKubeAPI:
         await self._frozen_event().wait()
         self.requests.append((request.method, request.path, dict(request.query)))
         self.authorizations.append(request.headers.get("Authorization", ""))
+        self.calls.append(Call(time.monotonic(), request.method, request.path, dict(request.query),
+                               request.headers.get("Authorization", "").removeprefix("Bearer "),
+                               request.content_type))
         if self.delay:
             await asyncio.sleep(self.delay)
         for fault in self._faults:
@@ -453,7 +514,7 @@ class FakeKubeAPI:
         try:
             return await handler(request)
         except APIError as exc:
-            return _status(exc.code, exc.reason, exc.message)
+            return _status(exc.code, exc.reason, exc.message, exc.causes)
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p]
@@ -534,9 +595,10 @@ class FakeKubeAPI:
             if request.query.get("watch") in ("true", "1"):
                 return await self._watch(request, res, version, namespace)
             return self._list(request, res, version, namespace)
+        manager = _manager(request)
         if name is None and method == "POST":
             obj = await request.json()
-            return _json(self._render(self._create(res, obj, namespace), res, version), status=201)
+            return _json(self._render(self._create(res, obj, namespace, manager=manager), res, version), status=201)
         if name is None:
             raise APIError(405, "MethodNotAllowed", f"{method} on a collection")
         key_ns = namespace or ""
@@ -555,7 +617,7 @@ class FakeKubeAPI:
             obj.setdefault("metadata", {}).update(name=name)
             if res.namespaced:
                 obj["metadata"]["namespace"] = key_ns
-            return _json(self._render(self._update(res, obj), res, version))
+            return _json(self._render(self._update(res, obj, manager=manager), res, version))
         if method == "PATCH":
             return await self._patch(request, res, version, key_ns, name, current)
         raise APIError(405, "MethodNotAllowed", method)
@@ -566,13 +628,7 @@ class FakeKubeAPI:
         ctype = request.content_type
         body = await request.read()
         if ctype == "application/apply-patch+yaml":
-            import yaml  # apply bodies are YAML (JSON is YAML too)
-
-            patch = yaml.safe_load(body)
-            if current is None:
-                patch.setdefault("metadata", {})["name"] = name
-                return _json(self._render(self._create(res, patch, namespace), res, version), status=201)
-            return _json(self._render(self._update(res, _merge(current, patch)), res, version))
+            return self._apply_patch(request, res, version, namespace, name, current, body)
         if current is None:
             raise APIError(404, "NotFound", f'{res.plural} "{name}" not found')
         patch = json.loads(body)
@@ -586,7 +642,35 @@ class FakeKubeAPI:
         else:
             raise APIError(415, "UnsupportedMediaType", f"unsupported patch type {ctype}")
         patched.setdefault("metadata", {}).pop("resourceVersion", None)
-        return _json(self._render(self._update(res, patched), res, version))
+        return _json(self._render(self._update(res, patched, manager=_manager(request)), res, version))
+
+    def _apply_patch(self, request: web.Request, res: Resource, version: str, namespace: str, name: str,
+                     current: Obj | None, body: bytes) -> web.Response:
+        """Server-side apply, with field ownership (see the module docstring)."""
+        import yaml  # apply bodies are YAML (JSON is YAML too)
+
+        manager = request.query.get("fieldManager", "")
+        if not manager:
+            raise APIError(422, "Invalid", 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: '
+                                           "is required for apply patch")
+        config = yaml.safe_load(body)
+        dry_run = request.query.get("dryRun") == "All"
+        force = request.query.get("force") in ("true", "1")
+        config.setdefault("metadata", {})["name"] = name
+        if current is None:
+            created = self._create(res, config, namespace, manager=manager, operation="Apply", dry_run=dry_run)
+            return _json(self._render(created, res, version), status=201)
+        sent_rv = config["metadata"].get("resourceVersion")
+        if sent_rv and sent_rv != current["metadata"]["resourceVersion"]:
+            raise APIError(409, "Conflict", f'Operation cannot be fulfilled on {res.plural} "{name}": the object '
+                                            "has been modified; please apply your changes to the latest version "
+                                            "and try again")
+        applied = _server_side_apply(current, config, manager, force=force, api_version=res.api_version(version))
+        if applied == current:
+            return _json(self._render(current, res, version))  # nothing changed: nothing written
+        if dry_run:
+            return _json(self._render(applied, res, version))
+        return _json(self._render(self._update(res, applied), res, version))
 
     def _render(self, obj: Obj, res: Resource, version: str, *, typed: bool = True) -> Obj:
         out = copy.deepcopy(obj)
@@ -600,10 +684,11 @@ class FakeKubeAPI:
 
     def _selected(self, request: web.Request, res: Resource, namespace: str | None) -> list[Obj]:
         selector = _parse_selector(request.query.get("labelSelector", ""))
+        by_fields = _parse_fields(request.query.get("fieldSelector", ""))
         return [
             o for (ns, _), o in sorted(self._objects[(res.group, res.plural)].items())
             if (namespace is None or ns == namespace)
-            and _selects(selector, o["metadata"].get("labels") or {})
+            and _selects(selector, o["metadata"].get("labels") or {}) and _fields_match(by_fields, o)
         ]
 
     def _list(self, request: web.Request, res: Resource, version: str, namespace: str | None) -> web.Response:
@@ -646,7 +731,8 @@ class FakeKubeAPI:
         if too_old and self.watch_gone_as_http:
             raise APIError(410, "Expired", f"too old resource version: {asked} ({self._oldest_rv})")
         watcher = _Watcher(res, version, namespace, _parse_selector(query.get("labelSelector", "")),
-                           query.get("allowWatchBookmarks") in ("true", "1"))
+                           query.get("allowWatchBookmarks") in ("true", "1"),
+                           fields=_parse_fields(query.get("fieldSelector", "")))
         resp = web.StreamResponse(headers={"Content-Type": "application/json"})
         resp.enable_chunked_encoding()
         await resp.prepare(request)
@@ -660,7 +746,7 @@ class FakeKubeAPI:
             backlog = [_Event(self._rv, "ADDED", res, o) for o in self._selected(request, res, namespace)]
             watcher.rv = self._rv
         else:
-            backlog = [e for e in self._history if e.rv > int(asked) and watcher.wants(e)]
+            backlog = [seen for e in self._history if e.rv > int(asked) and (seen := watcher.view(e)) is not None]
             watcher.rv = max([int(asked), *(e.rv for e in backlog)])
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout if timeout else None
@@ -712,18 +798,21 @@ class FakeKubeAPI:
 class APIError(Exception):
     """An answer other than success: raised by the mutators, served as a ``Status``."""
 
-    def __init__(self, code: int, reason: str, message: str) -> None:
+    def __init__(self, code: int, reason: str, message: str, *, causes: list[Obj] | None = None) -> None:
         super().__init__(message)
-        self.code, self.reason, self.message = code, reason, message
+        self.code, self.reason, self.message, self.causes = code, reason, message, causes or []
 
 
-def _status_body(code: int, reason: str, message: str) -> Obj:
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+def _status_body(code: int, reason: str, message: str, causes: list[Obj] | None = None) -> Obj:
+    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": message, "reason": reason, "code": code}
+    if causes:
+        body["details"] = {"causes": causes}
+    return body
 
 
-def _status(code: int, reason: str, message: str) -> web.Response:
-    return _json(_status_body(code, reason, message), status=code)
+def _status(code: int, reason: str, message: str, causes: list[Obj] | None = None) -> web.Response:
+    return _json(_status_body(code, reason, message, causes), status=code)
 
 
 def _json(body: Obj, *, status: int = 200) -> web.Response:
@@ -773,3 +862,156 @@ def _selects(terms: list[tuple[str, str, str]], labels: dict[str, str]) -> bool:
         if op == "!" and key in labels:
             return False
     return True
+
+
+def _parse_fields(text: str) -> list[tuple[str, str, str]]:
+    """Field selector terms ``a.b=c``, ``a.b==c``, ``a.b!=c`` (what kube-apiserver supports)."""
+    terms = []
+    for term in filter(None, (t.strip() for t in text.split(","))):
+        op = "!=" if "!=" in term else "="
+        key, value = term.replace("==", "=").split(op, 1)
+        terms.append((key.strip(), op, value.strip()))
+    return terms
+
+
+def _fields_match(terms: list[tuple[str, str, str]], obj: Obj) -> bool:
+    for path, op, value in terms:
+        current: Any = obj
+        for part in path.split("."):
+            current = current.get(part) if isinstance(current, dict) else None
+        if (str(current) if current is not None else "") != value if op == "=" else current == value:
+            return False
+    return True
+
+
+# ---------------------------------------------------------------------------- field ownership
+FieldPath = tuple[str, ...]
+Owners = dict[tuple[str, str], set[FieldPath]]  # (manager, operation) -> leaf paths
+# Fields nobody owns: identity, server-set metadata, status.
+_UNOWNED: tuple[FieldPath, ...] = (("apiVersion",), ("kind",), ("status",), ("metadata", "name"),
+                              ("metadata", "namespace"), ("metadata", "uid"), ("metadata", "resourceVersion"),
+                              ("metadata", "generation"), ("metadata", "creationTimestamp"),
+                              ("metadata", "managedFields"))
+
+
+def _leaves(obj: Any, prefix: FieldPath = ()) -> dict[FieldPath, Any]:
+    """Every leaf of ``obj`` by path: maps are walked key by key, lists are one value."""
+    if prefix in _UNOWNED:
+        return {}
+    if not isinstance(obj, dict) or (not obj and prefix):
+        return {prefix: obj} if prefix else {}
+    out: dict[FieldPath, Any] = {}
+    for key, value in obj.items():
+        out.update(_leaves(value, (*prefix, key)))
+    return out
+
+
+def _fields_v1(paths: set[FieldPath]) -> Obj:
+    out: Obj = {}
+    for path in sorted(paths):
+        node = out
+        for part in path:
+            node = node.setdefault(f"f:{part}", {})
+    return out
+
+
+def _paths(fields: Obj, prefix: FieldPath = ()) -> set[FieldPath]:
+    out: set[FieldPath] = set()
+    for key, value in fields.items():
+        if not key.startswith("f:"):
+            continue
+        path = (*prefix, key[2:])
+        out |= _paths(value, path) if value else {path}
+    return out
+
+
+def _owners(obj: Obj) -> Owners:
+    owners: Owners = {}
+    for entry in (obj.get("metadata") or {}).get("managedFields") or ():
+        owners[(entry["manager"], entry["operation"])] = _paths(entry.get("fieldsV1") or {})
+    return owners
+
+
+def _set_managed_fields(obj: Obj, owners: Owners, api_version: str) -> None:
+    """Store ``owners`` as managedFields, dropping paths the object no longer has and empty entries."""
+    present = set(_leaves(obj))
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    previous = {(e["manager"], e["operation"]): e for e in (obj.get("metadata") or {}).get("managedFields") or ()}
+    entries = []
+    for (manager, operation), paths in owners.items():
+        paths = paths & present
+        if not paths:
+            continue
+        fields = _fields_v1(paths)
+        old = previous.get((manager, operation))
+        time = old["time"] if old is not None and old.get("fieldsV1") == fields else now
+        entries.append({"manager": manager, "operation": operation, "apiVersion": api_version, "time": time,
+                        "fieldsType": "FieldsV1", "fieldsV1": fields})
+    meta = obj.setdefault("metadata", {})
+    if entries:
+        meta["managedFields"] = entries
+    else:
+        meta.pop("managedFields", None)
+
+
+def _take(owners: Owners, me: tuple[str, str], old: Obj, new: Obj) -> None:
+    """An Update by ``me``: it owns what it changed; nobody owns what it removed."""
+    before, after = _leaves(old), _leaves(new)
+    changed = {p for p, v in after.items() if p not in before or before[p] != v}
+    removed = set(before) - set(after)
+    for paths in owners.values():
+        paths -= changed | removed
+    owners.setdefault(me, set()).update(changed)
+
+
+def _delete(obj: Obj, path: FieldPath) -> None:
+    """Remove the leaf at ``path`` and the maps it leaves empty (Go omits empty maps)."""
+    parents = [obj]
+    for part in path[:-1]:
+        parents.append(parents[-1].get(part) or {})
+    parents[-1].pop(path[-1], None)
+    for depth in range(len(path) - 1, 0, -1):
+        if parents[depth] == {}:
+            parents[depth - 1].pop(path[depth - 1], None)
+
+
+def _set(obj: Obj, path: FieldPath, value: Any) -> None:
+    for part in path[:-1]:
+        obj = obj.setdefault(part, {})
+    obj[path[-1]] = copy.deepcopy(value)
+
+
+def _server_side_apply(current: Obj, config: Obj, manager: str, *, force: bool, api_version: str) -> Obj:
+    """``current`` after ``manager`` applies ``config`` (``current`` itself when nothing changes);
+    raises 409 with FieldManagerConflict causes on a conflict."""
+    me = (manager, "Apply")
+    owners = _owners(current)
+    have, want = _leaves(current), _leaves(config)
+    conflicts = sorted((other[0], path) for path, value in want.items() if have.get(path, _MISSING) != value
+                       for other, paths in owners.items() if other != me and path in paths)
+    if conflicts and not force:
+        causes = [{"reason": "FieldManagerConflict", "message": f'conflict with "{who}" using {api_version}',
+                   "field": "." + ".".join(path)} for who, path in conflicts]
+        message = f"Apply failed with {len(conflicts)} conflict{'s' if len(conflicts) > 1 else ''}: " + "; ".join(
+            f"{c['message']}: {c['field']}" for c in causes)
+        raise APIError(409, "Conflict", message, causes=causes)
+    for (who, operation), paths in owners.items():  # forced: the others lose what was taken
+        if who != manager:
+            paths -= {path for _, path in conflicts}
+    result = copy.deepcopy(current)
+    for path in owners.get(me, set()) - set(want):
+        if not any(path in paths for other, paths in owners.items() if other != me):
+            _delete(result, path)
+    for path, value in want.items():
+        _set(result, path, value)
+    owners[me] = set(want)
+    _set_managed_fields(result, owners, api_version)
+    return current if result == current else result
+
+
+_MISSING = object()
+
+
+def _manager(request: web.Request) -> str:
+    """The request's field manager: ``fieldManager``, else the user agent's first word, as kube-apiserver."""
+    return request.query.get("fieldManager") or request.headers.get("User-Agent", "unknown").split("/")[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from webhook.explain import RouteReport, explain
+from webhook.policy.loader import load_paths
+from webhook.reconcile.report import explain_services, render_services
 from webhook.state.manifests import load_manifests
 from webhook.state.store import ClusterState
 
@@ -131,6 +134,51 @@ def test_a_mesh_route_is_not_counted_as_detached() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     [report] = json.loads(proc.stdout)["routes"]
     assert report["parents"][0]["reason"] == "NotAGateway" and report["attached"] is True
+
+
+def test_explain_on_a_service_shows_what_the_reconciler_would_apply() -> None:
+    """The generated Service: the route's hostname to set, the value routewarden owns and no longer computes to
+    remove, the apply configuration itself; a Service no controller generated: not reconciled. Exit 0."""
+    proc = run(str(CLI / "services" / "cluster.yaml"), "--policies", str(CLI / "services" / "policy.yaml"), "-o", "json")
+    assert proc.returncode == 0, proc.stderr
+    reports = {f"{s['namespace']}/{s['name']}": s for s in json.loads(proc.stdout)["services"]}
+    generated = reports["infra/cilium-gateway-shared"]
+    assert generated["reconciled"] and generated["gateway"] == "infra/shared" and generated["ownership_known"]
+    hostnames = "*.example.com,shop.example.com"
+    assert [(c["action"], c["path"], c["value"]) for c in generated["changes"]] == [
+        ("set", "metadata.annotations[external-dns.alpha.kubernetes.io/hostname]", hostnames),
+        ("set", "metadata.annotations[routewarden.dev/external-dns-hostname]",
+         f"external-dns.alpha.kubernetes.io/hostname={hostnames}"),
+        ("remove", "metadata.annotations[example.com/retired]", None),
+    ]
+    assert generated["apply"]["metadata"]["annotations"] == {
+        "external-dns.alpha.kubernetes.io/hostname": hostnames,
+        "routewarden.dev/external-dns-hostname": f"external-dns.alpha.kubernetes.io/hostname={hostnames}",
+        "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
+    }
+    assert generated["fieldManager"] == "routewarden" and generated["force"] is False
+    assert not reports["apples/web"]["reconciled"] and reports["apples/web"]["apply"] is None
+
+
+def test_the_text_report_lists_each_change_and_why_a_service_is_not_reconciled() -> None:
+    """The text form: one line per field to set, adopt or remove; the reason for a Service left alone."""
+    manifests = load_manifests([REPO / CLI / "services" / "cluster.yaml"])
+    triples = [(m.obj, m.path, m.line) for m in manifests]
+    policies = load_paths([REPO / CLI / "services" / "policy.yaml"])
+    text = render_services(explain_services(triples, ClusterState.from_objects(m.obj for m in manifests), policies))
+    assert "the reconciler applies (server-side apply, field manager routewarden, force: no; policy dns):" in text
+    assert ('set    metadata.annotations[external-dns.alpha.kubernetes.io/hostname] = '
+            '"*.example.com,shop.example.com" (now "*.example.com")') in text
+    assert 'remove metadata.annotations[example.com/retired] (now "yes"' in text
+    assert "Service apples/web" in text and "not a generated Service" in text
+
+
+def test_explain_on_a_service_without_policies_says_so(tmp_path: Path) -> None:
+    """A Service needs ServicePolicies: a missing policy directory is a usage error (exit 2), routes alone are not."""
+    proc = subprocess.run([sys.executable, "-m", "webhook", "explain", str(REPO / CLI / "services" / "cluster.yaml")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 2 and "no policies" in proc.stderr
 
 
 def scenario_reports(*paths: str) -> dict[str, RouteReport]:

@@ -151,8 +151,11 @@ def test_the_schema_check_rejects_an_unknown_field() -> None:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_namespaced_objects_land_in_the_routewarden_namespace(overlay: str) -> None:
-    """Every namespaced object is in routewarden's namespace, so the webhook exclusions cover them."""
+    """Every namespaced object is in routewarden's namespace, so the webhook exclusions cover them (except the
+    reconciler's RoleBindings, which belong in the namespaces of the Services it applies)."""
     for obj in render(overlay):
+        if obj["kind"] == "RoleBinding" and obj["roleRef"]["name"] == "routewarden-reconciler":
+            continue
         if obj["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding",
                                "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
             assert obj["metadata"].get("namespace") == NAMESPACE, (obj["kind"], obj["metadata"]["name"])
@@ -636,6 +639,33 @@ def test_only_self_managed_mode_may_write_the_tls_secret_and_webhook_configurati
         if rule["apiGroups"] == ["admissionregistration.k8s.io"]:
             assert writes_secret and rule["resourceNames"] == ["routewarden"]
             assert set(rule["verbs"]) == {"get", "patch"}
+
+
+@pytest.mark.parametrize("overlay", DEPLOYABLE)
+def test_the_reconciler_may_apply_services_only_where_it_is_told_to_and_hold_only_its_lease(overlay: str) -> None:
+    """Services: get/list/watch/patch through RoleBindings in exactly the --reconcile-namespace namespaces, never
+    cluster-wide; Leases: create, and get/update of its own Lease, in routewarden's namespace only."""
+    from webhook.cli import build_parser
+
+    objects = render(overlay)
+    args = build_parser().parse_args(container(objects)["args"])
+    assert args.reconcile == "dry-run" and args.reconcile_namespace
+    roles = {(o["kind"], o["metadata"]["name"]): o for o in objects if o["kind"] in ("Role", "ClusterRole")}
+    service_namespaces, lease_rules = set(), []
+    for binding in (o for o in objects if o["kind"] in ("RoleBinding", "ClusterRoleBinding")):
+        if not any(s["kind"] == "ServiceAccount" and s["name"] == "routewarden" for s in binding["subjects"]):
+            continue
+        for rule in roles[(binding["roleRef"]["kind"], binding["roleRef"]["name"])]["rules"]:
+            if "services" in rule["resources"]:
+                assert binding["kind"] == "RoleBinding", "Services are never granted cluster-wide"
+                assert rule["apiGroups"] == [""] and set(rule["verbs"]) == {"get", "list", "watch", "patch"}
+                service_namespaces.add(binding["metadata"]["namespace"])
+            if "leases" in rule["resources"]:
+                assert binding["kind"] == "RoleBinding" and binding["metadata"]["namespace"] == NAMESPACE
+                lease_rules.append(rule)
+    assert service_namespaces == set(args.reconcile_namespace)
+    assert {tuple(r["verbs"]): r.get("resourceNames") for r in lease_rules} == {
+        ("create",): None, ("get", "update"): [args.leader_elect_resource_name]}
 
 
 # --------------------------------------------------------------------------- image

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import kubernetes.client
 import pytest
 from kubeapi import FakeKubeAPI
 from kubernetes.client.exceptions import ApiException
+from ssa_transcript import EXPECTED, transcript
 
 WEBHOOKS = "admissionregistration.k8s.io"
 
@@ -70,3 +72,34 @@ def test_lists_are_paginated_and_expired_continue_tokens_are_gone(client) -> Non
     with pytest.raises(ApiException) as gone:
         core.list_namespace(limit=2, _continue=second.metadata._continue)
     assert gone.value.status == 410
+
+
+def test_server_side_apply_is_answered_as_kube_apiserver_answers_it(client) -> None:
+    """The recorded story of conflicts, preconditions, shared ownership, dry runs and force (checked against a
+    real kube-apiserver by tests/e2e/test_ssa_e2e.py)."""
+    api, c = client
+    api.create("Namespace", {"metadata": {"name": "ssa"}})
+    assert transcript(c, "ssa") == EXPECTED
+
+
+def test_a_field_selected_watch_sees_objects_enter_and_leave_the_selection(client) -> None:
+    """A Service that stops being a LoadBalancer is DELETED (as last matched, at the new resourceVersion) for a
+    watch on spec.type=LoadBalancer, and ADDED when it becomes one again."""
+    api, c = client
+    core = kubernetes.client.CoreV1Api(c)
+    listed = core.list_service_for_all_namespaces(field_selector="spec.type=LoadBalancer")
+    api.create("Service", {"metadata": {"namespace": "a", "name": "lb"}, "spec": {"type": "LoadBalancer"}})
+    service = api.get("Service", "a", "lb")
+    service["spec"]["type"] = "ClusterIP"
+    api.update("Service", service)
+    service = api.get("Service", "a", "lb")
+    service["spec"]["type"] = "LoadBalancer"
+    api.update("Service", service)
+    api.create("Service", {"metadata": {"namespace": "a", "name": "plain"}, "spec": {"type": "ClusterIP"}})
+    resp = core.list_service_for_all_namespaces(
+        field_selector="spec.type=LoadBalancer", watch=True, resource_version=listed.metadata.resource_version,
+        timeout_seconds=1, _preload_content=False)
+    events = [json.loads(line) for line in resp.data.splitlines() if line.strip()]
+    assert [(e["type"], e["object"]["spec"]["type"]) for e in events] == [
+        ("ADDED", "LoadBalancer"), ("DELETED", "LoadBalancer"), ("ADDED", "LoadBalancer")]
+    assert int(events[1]["object"]["metadata"]["resourceVersion"]) > int(events[0]["object"]["metadata"]["resourceVersion"])

@@ -119,6 +119,9 @@ def busy(telemetry: Telemetry) -> ClusterState:
     telemetry.policy_reloaded(ok=False)
     telemetry.certificate_expiry(time.time() + 86400)
     telemetry.audit_results({("hostname/Unique", "enforce", "apples"): 2})
+    telemetry.reconcile_leader(True)
+    telemetry.reconcile_queue(3)
+    telemetry.reconciled(mode="on", result="applied", namespace="infra", name="svc", changes=["set a"])
     state = ClusterState(expected_kinds=["HTTPRoute", "Gateway"])
     state.apply("HTTPRoute", review("httproute-create.validate").subject)
     state.mark_synced("HTTPRoute")
@@ -610,10 +613,12 @@ def firing(alert: str, scraped: dict[tuple[str, frozenset[tuple[str, str]]], flo
 
 
 def test_the_alerts_cover_the_failure_modes_we_page_for() -> None:
-    """Down, denial spike, p99 latency, stale cache, reload failures and certificate expiry each have an alert."""
+    """Down, denial spike, p99 latency, stale cache, reload failures, certificate expiry and failing reconciler
+    applies each have an alert."""
     alerts = {rule["alert"] for rule in _rules()}
     assert {"RoutewardenDown", "RoutewardenDenialSpike", "RoutewardenLatencyHigh", "RoutewardenCacheStale",
-            "RoutewardenWatchBehind", "RoutewardenPolicyReloadFailing", "RoutewardenCertificateExpiringSoon"} <= alerts
+            "RoutewardenWatchBehind", "RoutewardenPolicyReloadFailing", "RoutewardenCertificateExpiringSoon",
+            "RoutewardenReconcileApplyFailing"} <= alerts
     for rule in _rules():
         assert rule["labels"]["severity"] in {"warning", "critical"}
         assert rule["annotations"]["summary"]
@@ -753,5 +758,42 @@ def test_the_busy_fixture_really_fills_every_family() -> None:
         "routewarden_certificate_expiry_timestamp_seconds", "routewarden_audit_violations",
         "routewarden_cache_synced", "routewarden_cache_objects", "routewarden_cache_last_event_age_seconds",
         "routewarden_cache_confirmed_age_seconds", "routewarden_cache_max_age_seconds",
+        "routewarden_reconcile_applies", "routewarden_reconcile_conflicts", "routewarden_reconcile_errors",
+        "routewarden_reconcile_queue_depth", "routewarden_reconcile_leader",
     }
     assert all(f.samples for f in families.values())
+
+
+@pytest.mark.parametrize(
+    ("mode", "result", "message", "level", "counter"),
+    [
+        ("on", "applied", "applied Service infra/svc", logging.INFO, "routewarden_reconcile_applies_total"),
+        ("dry-run", "applied", "would apply Service infra/svc", logging.INFO, "routewarden_reconcile_applies_total"),
+        ("on", "conflict", "conflict applying Service infra/svc", logging.WARNING,
+         "routewarden_reconcile_conflicts_total"),
+        ("on", "error", "failed applying Service infra/svc", logging.WARNING, "routewarden_reconcile_errors_total"),
+    ],
+)
+def test_each_reconciler_apply_is_counted_by_mode_and_logged_in_the_decision_log(
+    telemetry: Telemetry, decision_lines: Any, mode: str, result: str, message: str, level: int, counter: str
+) -> None:
+    """One decision log line per apply, naming the Service and the changed fields, and one count by mode."""
+    telemetry.reconciled(mode=mode, result=result, namespace="infra", name="svc",
+                         changes=["set metadata.annotations[external-dns.alpha.kubernetes.io/hostname]"])
+    assert value(telemetry, counter, mode=mode) == 1
+    [(got_level, line)] = decision_lines()
+    doc = json.loads(line)
+    assert (got_level, doc["message"], doc["webhook"], doc["reconcile"], doc["decision"]) == (
+        level, message, "reconcile", mode, result)
+    assert doc["changes"] == ["set metadata.annotations[external-dns.alpha.kubernetes.io/hostname]"]
+
+
+def test_the_leader_and_queue_gauges_follow_the_reconciler(telemetry: Telemetry) -> None:
+    """routewarden_reconcile_leader is 1 only while leading; the queue depth is what is waiting now."""
+    assert value(telemetry, "routewarden_reconcile_leader") == 0
+    telemetry.reconcile_leader(True)
+    telemetry.reconcile_queue(7)
+    assert value(telemetry, "routewarden_reconcile_leader") == 1
+    assert value(telemetry, "routewarden_reconcile_queue_depth") == 7
+    telemetry.reconcile_leader(False)
+    assert value(telemetry, "routewarden_reconcile_leader") == 0

@@ -34,6 +34,7 @@ from .commands import GITOPS_COMMANDS
 from .freshness import DEFAULT_CONFIRM_INTERVAL, confirm_interval
 from .logs import configure_logging, fields
 from .policy.loader import PolicyStore
+from .reconcile import wiring as reconcile_options
 from .runtime import Runtime
 from .server import Background, create_app, serve
 from .state.kinds import WATCHED_KINDS
@@ -97,6 +98,7 @@ def configure_serve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--certificate-interval", type=float, default=10.0,
                         help="seconds between checks of the certificate files for rotation (default: %(default)s)")
     bootstrap.add_arguments(parser)
+    reconcile_options.add_arguments(parser)
 
 
 def _seconds(text: str) -> float:
@@ -129,9 +131,10 @@ def kube_api_client(*, kubeconfig: Path | None, in_cluster: bool) -> Any:
 
 
 def informer_hook(
-    state: ClusterState, *, kubeconfig: Path | None, in_cluster: bool, confirm_within: Callable[[], float] | None = None
+    state: ClusterState, *, kubeconfig: Path | None, in_cluster: bool, confirm_within: Callable[[], float] | None = None,
+    on_event: Callable[..., None] | None = None,
 ) -> Background | None:
-    """The list/watch task feeding ``state``, or None when the informer is not available."""
+    """The list/watch task feeding ``state`` (and ``on_event``), or None when the informer is not available."""
     try:
         from .state.informer import run_informers
     except ImportError as exc:
@@ -144,7 +147,8 @@ def informer_hook(
     async def run() -> None:
         freezer = asyncio.create_task(freeze_when_synced(state))
         try:
-            await run_informers(state, api_client=api_client, kinds=WATCHED_KINDS, confirm_within=confirm_within)
+            await run_informers(state, api_client=api_client, kinds=WATCHED_KINDS, confirm_within=confirm_within,
+                                on_event=on_event)
         finally:
             freezer.cancel()
 
@@ -177,9 +181,14 @@ def run_serve(args: argparse.Namespace) -> int:
     except ManifestError as exc:
         sys.stderr.write(f"routewarden serve: {exc}\n")
         return 2
+    reconciler = reconcile_options.build(
+        args, state=state, policies=policies, telemetry=telemetry,
+        api_client=kube_api_client(kubeconfig=args.kubeconfig, in_cluster=args.in_cluster),
+    ) if online and args.reconcile != "off" else None
     informer = informer_hook(
         state, kubeconfig=args.kubeconfig, in_cluster=args.in_cluster,
         confirm_within=lambda: confirm_interval(policies.current, args.watch_confirm_interval),
+        on_event=reconciler.on_event if reconciler else None,
     ) if online else None
     runtime = Runtime(policies=policies, state=state, telemetry=telemetry, require_sync=informer is not None,
                       watch_confirm_interval=args.watch_confirm_interval)
@@ -196,7 +205,8 @@ def run_serve(args: argparse.Namespace) -> int:
     audit = audit_hook(state, policies, telemetry, interval=args.audit_interval, api_client=kube_api_client(
         kubeconfig=args.kubeconfig, in_cluster=args.in_cluster) if online else None)
     app = create_app(runtime, certificates=reloader,
-                     certificate_interval=args.certificate_interval, informer=informer, audit=audit)
+                     certificate_interval=args.certificate_interval, informer=informer, audit=audit,
+                     reconciler=reconciler.run if reconciler else None)
 
     def started(port: int) -> None:
         if args.dev:

@@ -89,6 +89,7 @@ def create_app(
     policy_interval: float | None = 5.0,
     informer: Background | None = None,
     audit: Background | None = None,
+    reconciler: Background | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
 ) -> web.Application:
     """The webhook application; the same factory serves production and the tests."""
@@ -119,6 +120,8 @@ def create_app(
         app.cleanup_ctx.append(_lifetime("informer", informer))
     if audit is not None:
         app.cleanup_ctx.append(_lifetime("audit", audit))
+    if reconciler is not None:  # stopped first (cleanup runs in reverse), so its Lease is released early
+        app.cleanup_ctx.append(_lifetime("reconciler", reconciler))
     return app
 
 

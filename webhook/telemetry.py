@@ -131,9 +131,34 @@ class _Metrics:
             "routewarden_audit_violations", "Violations found by the last audit of the cluster.",
             ["rule", "mode", "namespace"], registry=registry,
         )
+        self.reconcile_applies = Counter(
+            "routewarden_reconcile_applies",
+            "Server-side applies by the reconciler that changed a generated Service (mode dry-run: would have).",
+            ["mode"], registry=registry,
+        )
+        self.reconcile_conflicts = Counter(
+            "routewarden_reconcile_conflicts",
+            "Reconciler applies refused because another field manager owns a value (not forced).",
+            ["mode"], registry=registry,
+        )
+        self.reconcile_errors = Counter(
+            "routewarden_reconcile_errors", "Reconciler reads or applies that failed otherwise.",
+            ["mode"], registry=registry,
+        )
+        self.reconcile_queue = Gauge(
+            "routewarden_reconcile_queue_depth", "Gateways and Services waiting for the reconciler.",
+            registry=registry,
+        )
+        self.reconcile_leader = Gauge(
+            "routewarden_reconcile_leader", "1 on the replica that holds the reconciler's Lease.",
+            registry=registry,
+        )
         # Series that alerts take rates of must exist before the first event.
         for result in ("success", "failure"):
             self.reloads.labels(result=result)
+        for mode in ("dry-run", "on"):
+            for counter in (self.reconcile_applies, self.reconcile_conflicts, self.reconcile_errors):
+                counter.labels(mode=mode)
 
 
 class _CacheCollector:
@@ -507,6 +532,28 @@ class Telemetry:
         for key, count in counts.items():
             rule, mode, *rest = key
             gauge.labels(rule=rule, mode=str(mode), namespace=rest[0] if rest else "").set(count)
+
+    def reconciled(self, *, mode: str, result: str, namespace: str, name: str, **details: Any) -> None:
+        """One apply of the background reconciler: counted, and a decision log line.
+
+        ``result`` is ``applied`` (dry-run: would apply), ``conflict`` or ``error``. The
+        line names the fields (paths), never their values.
+        """
+        m = self._metrics
+        counter = {"applied": m.reconcile_applies, "conflict": m.reconcile_conflicts}.get(result, m.reconcile_errors)
+        counter.labels(mode=mode).inc()
+        verb = {"applied": "would apply" if mode == "dry-run" else "applied",
+                "conflict": "conflict applying", "error": "failed applying"}.get(result, result)
+        level = logging.INFO if result == "applied" else logging.WARNING
+        decision_log.log(level, "%s Service %s/%s", verb, namespace, name, extra=fields(
+            webhook="reconcile", kind="Service", namespace=namespace, name=name, reconcile=mode, decision=result,
+            **details))
+
+    def reconcile_queue(self, depth: int) -> None:
+        self._metrics.reconcile_queue.set(depth)
+
+    def reconcile_leader(self, leader: bool) -> None:
+        self._metrics.reconcile_leader.set(1 if leader else 0)
 
     def watch_state(self, state: StateView, *, max_age: Callable[[], float] | None = None) -> None:
         """Export the cache metrics of ``state`` and the staleness limit ``max_age()`` (read at

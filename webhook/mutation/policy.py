@@ -81,6 +81,9 @@ class ServiceSettings:
     external_dns: ExternalDNS | None = None
     propagate_infrastructure: bool = False
     keep_others: bool = False  # conflicts: keep (a value someone else set wins)
+    # Background reconciliation: take a value another field manager owns (server-side
+    # apply with force) instead of reporting the conflict. None: not given by this policy.
+    force_conflicts: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +209,7 @@ def _service(s: Mapping[str, Any]) -> ServiceSettings:
         external_dns=_external_dns(s["externalDNS"]) if "externalDNS" in s else None,
         propagate_infrastructure=bool(s.get("propagateInfrastructure", False)),
         keep_others=s.get("conflicts", "overwrite") == "keep",
+        force_conflicts=s.get("forceConflicts"),
     )
 
 
@@ -275,6 +279,16 @@ def desired_service(policies: list[ServicePolicy], gateway: gw.Gateway) -> Desir
         etp = s.external_traffic_policy or etp
         external_dns = s.external_dns or external_dns
     return DesiredService(annotations, frozenset(keep), labels, lb_class, etp, external_dns, tuple(names))
+
+
+def force_conflicts(policies: list[ServicePolicy]) -> bool:
+    """Whether the reconciler's apply takes values other field managers own: the last matching
+    policy that says (``service.forceConflicts``) decides; by default it does not."""
+    force = False
+    for policy in policies:
+        if policy.service is not None and policy.service.force_conflicts is not None:
+            force = policy.service.force_conflicts
+    return force
 
 
 def desired_gateway(policies: list[ServicePolicy]) -> GatewaySettings:

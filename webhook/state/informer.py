@@ -214,7 +214,7 @@ class Reflector:
         self.config = config
         self.on_event = on_event
         self.confirm_within = confirm_within
-        self.stats = stats.of(kind.kind)
+        self.stats = stats.of(kind.key)
         self.version: str | None = None
         self.resource_version: str | None = None
         self._stop = threading.Event()
@@ -223,7 +223,7 @@ class Reflector:
         self._watch_ends = 0.0
         self._renewing: urllib3.BaseHTTPResponse | None = None  # a watch cut by renew(), not by a fault
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self.run, name=f"reflector-{kind.kind}", daemon=True)
+        self._thread = threading.Thread(target=self.run, name=f"reflector-{kind.key}", daemon=True)
         self._attempt = 0
         self._gone_in_a_row = 0
 
@@ -380,7 +380,29 @@ class Reflector:
     # ------------------------------------------------------------------ list
     def _collection(self) -> str:
         assert self.version is not None
+        if self.kind.namespace:
+            return f"{_api_path(self.kind, self.version)}/namespaces/{self.kind.namespace}/{self.kind.plural}"
         return f"{_api_path(self.kind, self.version)}/{self.kind.plural}"
+
+    def _selectors(self) -> list[tuple[str, str]]:
+        query = []
+        if self.kind.label_selector:
+            query.append(("labelSelector", self.kind.label_selector))
+        if self.kind.field_selector:
+            query.append(("fieldSelector", self.kind.field_selector))
+        return query
+
+    def _kept(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """What the view holds of ``obj`` (the kind's ``keep``), or None for nothing."""
+        return obj if self.kind.keep is None else self.kind.keep(obj)
+
+    def _scoped(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A namespace's watch replaces that namespace only: the kind's other namespaces stay."""
+        if not self.kind.namespace:
+            return items
+        others = [o for o in self.state.objects(self.kind.kind)
+                  if (o.get("metadata") or {}).get("namespace") != self.kind.namespace]
+        return others + items
 
     def _list(self) -> None:
         """A full, paginated list, then a replace: the view holds exactly the server's truth."""
@@ -391,8 +413,7 @@ class Reflector:
             query: list[tuple[str, str]] = [("limit", str(self.config.page_size))]
             if token:
                 query.append(("continue", token))
-            if self.kind.label_selector:
-                query.append(("labelSelector", self.kind.label_selector))
+            query += self._selectors()
             status, body = self._get(self._collection(), query)
             if status == 404:
                 raise _NotFound(f"list {self._collection()}")
@@ -401,7 +422,9 @@ class Reflector:
             for item in page.get("items") or ():
                 item.setdefault("apiVersion", api_version)
                 item.setdefault("kind", self.kind.kind)
-                items.append(item)
+                kept = self._kept(item)
+                if kept is not None:
+                    items.append(kept)
             meta = page.get("metadata") or {}
             token = meta.get("continue") or ""
             if not token:
@@ -420,12 +443,12 @@ class Reflector:
 
     def _replace_unsynced(self, items: list[dict[str, Any]]) -> None:
         with self._guard("replace"):
-            self.state.replace(self.kind.kind, items)
+            self.state.replace(self.kind.kind, self._scoped(items))
         self._notify("SYNCED", None)
 
     def _replace(self, items: list[dict[str, Any]], rv: str) -> None:
         with self._guard("replace"):
-            self.state.replace(self.kind.kind, items, rv)
+            self.state.replace(self.kind.kind, self._scoped(items), rv)
             self.state.mark_synced(self.kind.kind)
         self._notify("SYNCED", None)
 
@@ -444,8 +467,7 @@ class Reflector:
             ("allowWatchBookmarks", "true"),
             ("timeoutSeconds", str(timeout)),
         ]
-        if self.kind.label_selector:
-            query.append(("labelSelector", self.kind.label_selector))
+        query += self._selectors()
         margin = min(self.config.read_margin, interval)
         resp = self._open(self._collection(), query, read_timeout=timeout + margin)
         complete = False
@@ -501,7 +523,11 @@ class Reflector:
             self.stats.events += 1
             self.stats.last_event = time.time()
         if etype in ("ADDED", "MODIFIED"):
-            self._post(self._apply, etype, obj)
+            kept = self._kept(obj)
+            if kept is None:  # does not (or no longer) qualify for the view
+                self._post(self._remove, obj)
+            else:
+                self._post(self._apply, etype, kept)
         elif etype == "DELETED":
             self._post(self._remove, obj)
         elif etype != "BOOKMARK":

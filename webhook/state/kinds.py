@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
@@ -20,10 +20,24 @@ class WatchedKind:
     namespaced: bool = True
     # A label selector applied to list/watch, so only the objects a rule needs are held.
     label_selector: str = ""
+    # A field selector applied to list/watch, likewise.
+    field_selector: str = ""
+    # Watch one namespace only ("": every namespace).
+    namespace: str = ""
+    # What the view holds of an object as it arrives: a slimmer copy, or None to hold nothing
+    # (an object that stops qualifying is removed).
+    keep: Callable[[dict[str, Any]], dict[str, Any] | None] | None = field(default=None, compare=False)
 
     @property
     def key(self) -> str:
-        return self.kind
+        """The watch's name: the kind, and the namespace when it watches one."""
+        return f"{self.kind}/{self.namespace}" if self.namespace else self.kind
+
+    def in_namespace(self, namespace: str) -> WatchedKind:
+        return replace(self, namespace=namespace)
+
+    def with_keep(self, keep: Callable[[dict[str, Any]], dict[str, Any] | None]) -> WatchedKind:
+        return replace(self, keep=keep)
 
 
 ROUTE_KINDS = ("HTTPRoute", "GRPCRoute", "TLSRoute", "TCPRoute", "UDPRoute")
@@ -100,3 +114,8 @@ def unserved_version(obj: Mapping[str, Any]) -> str:
     return (f"{kind} {api_version} is not served by the standard channel of Gateway API {GATEWAY_API_RELEASE} "
             f"(it serves {', '.join(served)}): kube-apiserver refuses it unless the experimental channel is "
             f"installed; use {GATEWAY_GROUP}/{served[0]}")
+
+
+# Watched only while the background reconciler runs: the LoadBalancer Services a gateway
+# controller may have generated (the reconciler adds what the view keeps of them).
+SERVICES = WatchedKind("Service", "", "services", ("v1",), field_selector="spec.type=LoadBalancer")
