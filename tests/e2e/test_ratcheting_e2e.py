@@ -50,7 +50,7 @@ spec:
 def deployed_webhook(name: str, run: str, port: int, certs: CertificateFiles) -> dict[str, Any]:
     """The webhook of one run, with the rules (operations per kind) and conditions of the shipped one."""
     config = validating_webhook(name, run, port, certs, resources=[])
-    (shipped,) = yaml.safe_load(DEPLOYED.read_text())["webhooks"]
+    [shipped] = [w for w in yaml.safe_load(DEPLOYED.read_text())["webhooks"] if w["name"] == "validate.routewarden.dev"]
     config["webhooks"][0].update(rules=shipped["rules"], matchConditions=shipped["matchConditions"])
     return config
 
