@@ -154,6 +154,23 @@ async def test_an_update_by_someone_else_of_the_controllers_service_is_left_alon
     assert webhook.count(IMPERSONATION_RULE, "warn") == before
 
 
+async def test_the_reconcilers_own_apply_of_the_controllers_service_draws_no_warning(webhook: Any) -> None:
+    """The background reconciler's server-side apply (field manager routewarden, its ServiceAccount) of a Service
+    the controller generated: it already carries the plan, so no patch and no "did not annotate" note."""
+    obj, controller = GENERATED["cilium"]
+    _, stored = await webhook.mutate(review_document(obj, user=controller))
+    applied = copy.deepcopy(stored)
+    del applied["metadata"]["annotations"][HOSTNAME]
+    document = review_document(applied, operation="UPDATE", old=stored,
+                               user="system:serviceaccount:routewarden:routewarden")
+    document["request"]["options"]["fieldManager"] = "routewarden"
+    response, after = await webhook.mutate(document)
+    assert "patch" not in response and "warnings" not in response and HOSTNAME not in after["metadata"]["annotations"]
+    document["request"]["options"]["fieldManager"] = "kubectl-edit"  # anyone else still hears why
+    response, _ = await webhook.mutate(document)
+    assert "patch" not in response and response["warnings"][0].startswith("routewarden did not annotate")
+
+
 async def test_labels_added_by_a_tenant_on_update_are_an_impersonation(webhook: Any) -> None:
     """A tenant's own LoadBalancer Service that gains Envoy Gateway's labels on UPDATE is reported like a CREATE."""
     plain = service("mine", "team-b", {"app": "mine"})

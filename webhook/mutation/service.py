@@ -56,6 +56,8 @@ from .trust import controller_for, judge, request_user
 
 IMPERSONATION_RULE = "services/ImpersonatesGeneratedService"
 HOSTNAME_RECORD = "routewarden.dev/external-dns-hostname"
+# The field manager of the background reconciler's server-side applies (webhook/reconcile).
+RECONCILER_FIELD_MANAGER = "routewarden"
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,4 +328,15 @@ def annotate_generated_service(
         return [plan.finding] if policies.services else []
     if plan.trusted:
         apply_plan(obj, plan)
+    elif _reconciler_apply(request):
+        return []  # the reconciler applies this very plan: "did not annotate" would only be noise
     return list(plan.warnings)
+
+
+def _reconciler_apply(request: AdmissionRequest) -> bool:
+    """A server-side apply under the reconciler's field manager by a ServiceAccount. The
+    field manager is the client's word, so this only silences the warning of an update by
+    someone other than the controller; it never makes a writer trusted, and a write that
+    brings a controller's marks is judged (``plan.finding``) before this is asked."""
+    options = request.options or {}
+    return options.get("fieldManager") == RECONCILER_FIELD_MANAGER and request.user.service_account is not None

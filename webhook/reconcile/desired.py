@@ -30,10 +30,10 @@ from typing import Any, Literal
 from .. import gatewayapi as gw
 from ..mutation import plan_service
 from ..mutation.policy import ServicePolicy, force_conflicts
+from ..mutation.service import RECONCILER_FIELD_MANAGER as FIELD_MANAGER
 from ..policy.model import PolicySet
 from ..state.store import ClusterState
 
-FIELD_MANAGER = "routewarden"
 ETP = "externalTrafficPolicy"
 
 Action = Literal["set", "adopt", "remove"]
