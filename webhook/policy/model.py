@@ -32,6 +32,7 @@ RULES: Mapping[str, tuple[str, Mode | None]] = {
     "hostnames/HostnameRequired": ("hostnames", None),
     "hostnames/HostnameNotAllowed": ("hostnames", None),
     "hostnames/HostnameConflict": ("hostnames", None),
+    "hostnames/PathConflict": ("hostnames", None),
     "hostnames/HostnameOwnerUnknown": ("hostnames", Mode.WARN),
     "references/RefNotPermitted": ("references", None),
     "gateway/GatewayClassNotAllowed": ("gatewayGuardrails", None),
@@ -162,7 +163,8 @@ class TenancyPolicy:
     partial_attachment: str = "warn"
     allowed_namespaces: NamespaceSet | None = None
     hostnames_required: bool = False
-    hostnames_unique: bool = False
+    hostnames_unique: bool = False  # hostnames.unique: host (or true), or path
+    unique_paths: bool = False  # hostnames.unique: path: namespaces share a hostname by paths that do not overlap
     hostnames_allowed: tuple[HostnameAllowance, ...] = ()
     require_reference_grant: bool = True
     allowed_classes: tuple[ClassAllowance, ...] = ()
@@ -225,7 +227,8 @@ class TenancyPolicy:
             partial_attachment=attachment.get("partialAttachment", "warn"),
             allowed_namespaces=NamespaceSet.from_dict(attachment.get("allowedNamespaces")),
             hostnames_required=hostnames.get("required", False),
-            hostnames_unique=hostnames.get("unique", False),
+            hostnames_unique=hostnames.get("unique", False) in (True, "host", "path"),
+            unique_paths=hostnames.get("unique") == "path",
             hostnames_allowed=tuple(
                 HostnameAllowance(
                     NamespaceSet.from_dict(a["namespaces"]) or NamespaceSet(),
