@@ -25,6 +25,7 @@ RULES: Mapping[str, tuple[str, Mode | None]] = {
     "attachment/GatewayNotFound": ("attachment", Mode.WARN),
     "attachment/NamespaceNotFound": ("attachment", Mode.WARN),
     "attachment/ImplementationSpecificProtocol": ("attachment", Mode.WARN),
+    "attachment/RouteKindConflict": ("attachment", None),
     "listenerset/NotAllowed": ("attachment", None),
     "listeners/Conflicted": ("attachment", Mode.WARN),
     "listeners/InvalidRouteKinds": ("attachment", Mode.WARN),
@@ -43,6 +44,7 @@ RULES: Mapping[str, tuple[str, Mode | None]] = {
     "blastradius/RefsRevoked": ("blastRadius", Mode.WARN),
     "blastradius/ListenerSetsDetached": ("blastRadius", Mode.WARN),
     "blastradius/ListenersConflicted": ("blastRadius", Mode.WARN),
+    "blastradius/WaitingRoutesConflict": ("blastRadius", Mode.WARN),
     "state/StaleClusterView": ("staleState", Mode.WARN),
     "services/ImpersonatesGeneratedService": ("services", Mode.WARN),
 }
