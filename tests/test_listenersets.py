@@ -7,13 +7,11 @@ the server holding the same policies and cluster view. Both must give the same a
 from __future__ import annotations
 
 import copy
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import pytest
-from conftest import start_https, trusting
+from conftest import admission_review, validate_over_https
 
 from webhook.certs import CertificateFiles
 from webhook.decision import Mode
@@ -325,34 +323,12 @@ def test_listenerset_rules_through_the_engine(c: Case) -> None:
         assert words in text
 
 
-def _review(c: Case) -> dict[str, Any]:
-    request = synthesize_request(c.obj, operation=c.operation, old=c.old)
-    gvk = {"group": request.kind.group, "version": request.kind.version, "kind": request.kind.kind}
-    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
-        "uid": str(uuid.uuid4()), "kind": gvk, "requestKind": gvk, "name": request.name,
-        "resource": {"group": request.kind.group, "version": request.kind.version,
-                     "resource": request.kind.kind.lower() + "s"},
-        "namespace": request.namespace, "operation": c.operation,
-        "userInfo": {"username": "alice", "groups": ["system:authenticated"]},
-        "object": c.obj, "oldObject": c.old, "dryRun": False,
-        "options": {"kind": f"{c.operation.title()}Options", "apiVersion": "meta.k8s.io/v1"},
-    }}
-
-
 @pytest.mark.parametrize("c", CASES)
 async def test_listenerset_rules_through_the_https_server(c: Case, certificates: CertificateFiles) -> None:
     """The same cases as AdmissionReviews over real HTTPS: allowed, the denial's reasons, the warnings."""
     policies, state = _setup(c)
     runtime = Runtime(policies=PolicyStore(initial=policies), state=state, require_sync=False)
-    server, runner = await start_https(runtime, certificates)
-    try:
-        async with aiohttp.ClientSession() as session, session.post(
-            f"{server.url}/validate?timeout=5s", json=_review(c), ssl=trusting(server.files)
-        ) as resp:
-            assert resp.status == 200
-            answer = (await resp.json())["response"]
-    finally:
-        await runner.cleanup()
+    answer = await validate_over_https(runtime, certificates, admission_review(c.obj, operation=c.operation, old=c.old))
     assert answer["allowed"] is not c.denied
     message = answer.get("status", {}).get("message", "")
     reasons = {rule.rpartition("/")[2] for rule in c.denied}

@@ -235,8 +235,14 @@ def waiting_routes_do_not_conflict(ctx: RuleContext, gateway: gw.Gateway) -> Ite
     them their effective hostnames at once: warn about the routes of different namespaces
     that now claim one hostname (or, with ``hostnames.unique: path``, overlapping paths),
     naming the later claimants. Before it existed they were compared only by the
-    hostnames they list, and only among routes naming the same parent."""
+    hostnames they list, and only among routes naming the same parent.
+
+    Offline every route is judged against the Gateway it names, so its own findings say
+    it; only a Gateway a change adds over its baseline (whose routes are not judged
+    again) gets the warning."""
     if not ctx.policy.hostnames_unique or not ctx.governs(gateway):
+        return
+    if ctx.state.offline and ("Gateway", *gateway.key) not in ctx.state.added:
         return
     routes = {r.key: r for r in ctx.state.routes_attached_to(*gateway.key)}
     for listener_set in ctx.state.listenersets_for(*gateway.key):

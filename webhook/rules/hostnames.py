@@ -151,7 +151,7 @@ def _where(claim: Claim, missing: str) -> str:
     if route is not None and not route.hostnames:
         text += " (the listener's: the route lists no hostnames, so it takes the hostname of the listener)"
     if claim.pending:
-        text += f" on {claim.describe_gateway()}, which {missing} (both routes name it)"
+        text += f" on {claim.describe_gateway()} (which {missing}; both routes name it)"
     return text
 
 

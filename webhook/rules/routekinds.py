@@ -34,7 +34,14 @@ from .. import gatewayapi as gw
 from ..decision import Mode, Violation
 from .context import RuleContext
 from .hostnames import claims
-from .ownership import Claim, acceptance_order, claimed_before, same_listener_claims
+from .ownership import (
+    Claim,
+    acceptance_order,
+    claimed_before,
+    hostnames_overlap,
+    route_claims,
+    same_listener_claims,
+)
 
 PAIRS = {"HTTPRoute": "GRPCRoute", "GRPCRoute": "HTTPRoute"}
 
@@ -123,8 +130,18 @@ def _listener_verdict(
         if unknown and unsure is None:
             unsure = (claim, unknown[0], False)
         for rival in later:
-            notes.append(_displaces(ctx, claim, rival))
+            if not _displaced_already(ctx, claim, rival):
+                notes.append(_displaces(ctx, claim, rival))
     return unsure
+
+
+def _displaced_already(ctx: RuleContext, claim: Claim, rival: Claim) -> bool:
+    """Whether the route as the view holds it already took the listener from ``rival``
+    (an UPDATE that keeps the claim, or the audit): then nothing changes for it."""
+    stored = ctx.state.route(*claim.claimant.key) if claim.route is not None else None
+    return stored is not None and any(
+        c.listener == claim.listener and hostnames_overlap(c.hostname, rival.hostname)
+        for c in route_claims(ctx.state, stored))
 
 
 def _listener_name(claim: Claim) -> str:
