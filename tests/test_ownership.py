@@ -326,3 +326,34 @@ async def test_ownership_rules_through_the_https_server(c: Case, certificates: C
     assert {w.partition(":")[0] for w in answer.get("warnings", [])} == c.warned
     for words in c.says:
         assert words in message + " ".join(answer.get("warnings", []))
+
+
+@pytest.mark.parametrize(
+    "obj, policy, rule, first",
+    [
+        (route("team", "direct", on("http"), ["app.example.com"]), POLICY + HOST, CONFLICT, ("other", "old-via-ls")),
+        (STORE_LOGIN, POLICY + HOST, CONFLICT, ("site-ns", "login")),
+        (STORE_LOGIN, POLICY + BY_PATH, PATHS, ("site-ns", "login")),
+        (route("team", "g", on("grpc"), ["api.example.com"], kind="GRPCRoute"), POLICY + MIRROR, KINDS,
+         ("other", "api")),
+        (route("team", "pend", on("http", "later"), ["p.example.com"]), POLICY + HOST, CONFLICT, ("other", "early")),
+    ],
+    ids=["through-a-set", "no-hostnames", "path", "grpc-beside-http", "before-the-gateway"],
+)
+def test_the_audit_reports_the_later_claimant_naming_the_owner_admission_names(
+    obj: dict[str, Any], policy: str, rule: str, first: tuple[str, str]
+) -> None:
+    """Admitted anyway (two replicas at once): the audit reports it on the later route only,
+    with the admission rule's own message, and nothing on the first claimant."""
+    from webhook.audit import audit
+
+    policies = load_documents([("p.yaml", policy)])
+    admission = decide(synthesize_request(obj), policies, ClusterState.from_objects(CLUSTER))
+    denial = next(v for v in admission.violations if v.rule == rule)
+    stored = ClusterState.from_objects(CLUSTER)
+    stored.offline = False  # as the webhook's watch-fed view: every object dated
+    stored.apply(obj["kind"], obj)
+    found = {(f.namespace, f.name, f.rule): f for f in audit(stored, policies).findings}
+    later = found[(obj["metadata"]["namespace"], obj["metadata"]["name"], rule)]
+    assert later.message == denial.message
+    assert (*first, rule) not in found
