@@ -357,3 +357,29 @@ def test_the_audit_reports_the_later_claimant_naming_the_owner_admission_names(
     later = found[(obj["metadata"]["namespace"], obj["metadata"]["name"], rule)]
     assert later.message == denial.message
     assert (*first, rule) not in found
+
+
+@pytest.mark.parametrize(
+    "obj, gateway, effective, words",
+    [
+        (route("team", "via", via("ls"), None), "Gateway infra/shared", ("app.example.com",),
+         "effective hostnames on Gateway infra/shared: app.example.com (the listener's: the route lists no hostnames)"),
+        (route("team", "wild", on("foo"), ["*.example.com", "other.org"]), "Gateway infra/shared", ("foo.example.com",),
+         "effective hostnames on Gateway infra/shared: foo.example.com"),
+        (route("team", "pend", on("http", "later"), ["p.example.com"]), "Gateway infra/later", ("p.example.com",),
+         "(the route's own: the parent is not in the view"),
+        (route("team", "all", on("any")), "Gateway infra/shared", ("*",), "effective hostnames on Gateway infra/shared: *"),
+    ],
+    ids=["through-a-set", "narrowed-by-the-listener", "parent-not-in-view", "catch-all"],
+)
+def test_explain_shows_the_effective_hostnames_per_parent(obj: dict[str, Any], gateway: str,
+                                                         effective: tuple[str, ...], words: str) -> None:
+    """explain names the Gateway a parent resolves to and what the route serves there, as ownership compares it."""
+    from webhook.explain import explain_route, render_text
+
+    state = ClusterState.from_objects([*CLUSTER, namespace("team", **{"shared-gateway-access": "true"})])
+    report = explain_route(obj, state)
+    (parent,) = report.parents
+    assert (parent.gateway, parent.effective) == (gateway, effective)
+    assert words in render_text([report])
+    assert report.to_dict()["parents"][0]["effective"] == effective
