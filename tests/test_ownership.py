@@ -7,31 +7,20 @@ the server holding the same policies and cluster view. Both must give the same a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
 from typing import Any
 
 import pytest
-from conftest import admission_review, validate_over_https
+from admission_table import NOW, Case, check_engine, check_https, meta, namespace, setup
+from admission_table import case as table_case
 
 from webhook.certs import CertificateFiles
-from webhook.decision import Mode
 from webhook.engine import decide
 from webhook.offline import synthesize_request
-from webhook.policy.loader import PolicyStore, load_documents
-from webhook.runtime import Runtime
+from webhook.policy.loader import load_documents
 from webhook.state.store import ClusterState
 
 V1 = "gateway.networking.k8s.io/v1"
-NOW = "2026-06-01T00:00:00Z"  # the creationTimestamp the apiserver gives an object being created
-
-
-def namespace(name: str, **labels: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
-
-
-def meta(ns: str, name: str, created: str | None) -> dict[str, Any]:
-    out = {"name": name, "namespace": ns}
-    return {**out, "creationTimestamp": created} if created else out
 
 
 def listener(name: str, port: int, hostname: str | None = None, *, allowed: Any = "All") -> dict[str, Any]:
@@ -133,24 +122,7 @@ spec:
 """
 
 
-@dataclass(frozen=True)
-class Case:
-    id: str
-    doc: str
-    operation: str
-    obj: dict[str, Any] | None
-    old: dict[str, Any] | None = None
-    policy: str = POLICY + HOST
-    extra: tuple[dict[str, Any], ...] = ()
-    denied: frozenset[str] = frozenset()
-    warned: frozenset[str] = frozenset()
-    says: tuple[str, ...] = field(default_factory=tuple)
-
-
-def case(id: str, doc: str, obj: dict[str, Any] | None, *, operation: str = "CREATE", denied: tuple[str, ...] = (),
-         warned: tuple[str, ...] = (), policy: str | None = None, **kw: Any) -> Any:
-    return pytest.param(Case(id, doc, operation, obj, denied=frozenset(denied), warned=frozenset(warned),
-                             policy=POLICY + HOST if policy is None else policy, **kw), id=id)
+case = functools.partial(table_case, policy=POLICY + HOST)
 
 
 GATEWAY_NOT_FOUND = "attachment/GatewayNotFound"
@@ -255,7 +227,7 @@ CASES = [
     # --- 10. routes applied before their Gateway
     case("pending-same-parent", "Before infra/later exists, a second namespace claiming p.example.com on it is refused.",
          route("team", "pend", on("http", "later"), ["p.example.com"]), denied=(CONFLICT,),
-         warned=(GATEWAY_NOT_FOUND,), says=("on Gateway infra/later, which is not in the manifests",
+         warned=(GATEWAY_NOT_FOUND,), says=("on Gateway infra/later (which is not in the manifests; both routes",
                                             "HTTPRoute other/early")),
     case("pending-other-parent", "A route naming another missing Gateway shares nothing with it.",
          route("team", "pend", on("http", "elsewhere"), ["p.example.com"]), warned=(GATEWAY_NOT_FOUND,),
@@ -264,9 +236,12 @@ CASES = [
          "not exist: a warning.", route("team", "pend", on("http", "later"), ["p.example.com"]), policy=BY_CLASS,
          warned=(GATEWAY_NOT_FOUND, CONFLICT), says=("unknown until it exists",)),
     case("gateway-created-last", "Creating the Gateway the routes wait for warns about their conflicts, naming the "
-         "later claimant.", LATER, warned=("blastradius/WaitingRoutesConflict",),
+         "later claimant.", LATER, warned=("blastradius/WaitingRoutesConflict",), online=True,
          says=("HTTPRoute team/waiting", "claimed first by namespace other")),
-    case("gateway-created-no-unique", "Without hostnames.unique, nothing to say.", LATER, policy=POLICY + MIRROR),
+    case("gateway-in-manifests", "Offline the routes are judged against the Gateway in the same manifests: the "
+         "Gateway does not repeat it.", LATER),
+    case("gateway-created-no-unique", "Without hostnames.unique, nothing to say.", LATER, policy=POLICY + MIRROR,
+         online=True),
     # --- 11. references, whatever the parents
     case("delegated-child", "A child route of a delegating parent route on a governed Gateway: its cross-namespace "
          "backendRef without a grant is refused.",
@@ -289,43 +264,16 @@ CASES = [
 ]
 
 
-def _setup(c: Case) -> tuple[Any, ClusterState]:
-    policies = load_documents([("p.yaml", c.policy)])
-    assert not policies.warnings
-    return policies, ClusterState.from_objects([*CLUSTER, *c.extra])
-
-
-def _rules(violations: Any, mode: Mode) -> set[str]:
-    return {v.rule for v in violations if v.mode is mode}
-
-
 @pytest.mark.parametrize("c", CASES)
 def test_ownership_rules_through_the_engine(c: Case) -> None:
     """Each case's denials, warnings and wording, from the engine."""
-    policies, state = _setup(c)
-    decision = decide(synthesize_request(c.obj, operation=c.operation, old=c.old), policies, state)
-    assert decision.code != 400, decision.message
-    assert _rules(decision.violations, Mode.ENFORCE) == c.denied, decision.message
-    assert _rules(decision.violations, Mode.WARN) == c.warned, decision.warnings
-    assert decision.allowed is not c.denied
-    text = decision.message + " ".join(decision.warnings)
-    for words in c.says:
-        assert words in text
+    check_engine(c, *setup(c, "", CLUSTER))
 
 
 @pytest.mark.parametrize("c", CASES)
 async def test_ownership_rules_through_the_https_server(c: Case, certificates: CertificateFiles) -> None:
     """The same cases as AdmissionReviews over real HTTPS: allowed, the denial's reasons, the warnings."""
-    policies, state = _setup(c)
-    runtime = Runtime(policies=PolicyStore(initial=policies), state=state, require_sync=False)
-    answer = await validate_over_https(runtime, certificates, admission_review(c.obj, operation=c.operation, old=c.old))
-    assert answer["allowed"] is not c.denied
-    message = answer.get("status", {}).get("message", "")
-    reasons = {"Conflicted" if rule == KINDS else rule.rpartition("/")[2] for rule in c.denied}
-    assert all(f"{reason}:" in message for reason in reasons), message
-    assert {w.partition(":")[0] for w in answer.get("warnings", [])} == c.warned
-    for words in c.says:
-        assert words in message + " ".join(answer.get("warnings", []))
+    await check_https(c, *setup(c, "", CLUSTER), certificates, reasons={KINDS: "Conflicted"})
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,53 +76,44 @@ WHOLE_HOST = PathMatch("PathPrefix", "/", "spec.hostnames")
 def route_paths(spec: Mapping[str, Any], kind: str) -> tuple[PathMatch, ...]:
     """The path matches of a route's rules (a route's rules apply to all its hostnames)."""
     if kind == "HTTPRoute":
-        return tuple(dict.fromkeys(_http_paths(spec)))
+        return tuple(dict.fromkeys(_rule_paths(spec, _http_path)))
     if kind == "GRPCRoute":
-        return tuple(dict.fromkeys(_grpc_paths(spec)))
+        return tuple(dict.fromkeys(_rule_paths(spec, _grpc_path)))
     return (WHOLE_HOST,)
 
 
-def _rule_matches(spec: Mapping[str, Any]) -> Iterator[tuple[str, list[Any]]]:
-    for i, rule in enumerate(_list(spec.get("rules"), "spec.rules")):
+def _rule_paths(spec: Mapping[str, Any], path_of: Callable[[Mapping[str, Any], str], PathMatch]) -> Iterator[PathMatch]:
+    """``path_of(match, field)`` for every match of every rule; ``PathPrefix /`` for a rule
+    without matches, and for a route without rules."""
+    rules = _list(spec.get("rules"), "spec.rules")
+    if not rules:
+        yield PathMatch("PathPrefix", "/", "spec.rules")
+    for i, rule in enumerate(rules):
         at = f"spec.rules[{i}]"
-        yield at, _list(_map(rule, at).get("matches"), f"{at}.matches")
-
-
-def _http_paths(spec: Mapping[str, Any]) -> Iterator[PathMatch]:
-    rules = False
-    for at, matches in _rule_matches(spec):
-        rules = True
+        matches = _list(_map(rule, at).get("matches"), f"{at}.matches")
         if not matches:
             yield PathMatch("PathPrefix", "/", at)
         for j, match in enumerate(matches):
             where = f"{at}.matches[{j}]"
-            path = _map(_map(match, where).get("path"), f"{where}.path")
-            yield PathMatch(_opt_str(path.get("type"), f"{where}.path.type") or "PathPrefix",
-                            _opt_str(path.get("value"), f"{where}.path.value") or "/", f"{where}.path")
-    if not rules:
-        yield PathMatch("PathPrefix", "/", "spec.rules")
+            yield path_of(_map(match, where), where)
 
 
-def _grpc_paths(spec: Mapping[str, Any]) -> Iterator[PathMatch]:
-    rules = False
-    for at, matches in _rule_matches(spec):
-        rules = True
-        if not matches:
-            yield PathMatch("PathPrefix", "/", at)
-        for j, match in enumerate(matches):
-            where = f"{at}.matches[{j}]"
-            method = _map(_map(match, where).get("method"), f"{where}.method")
-            kind = _opt_str(method.get("type"), f"{where}.method.type") or "Exact"
-            service = _opt_str(method.get("service"), f"{where}.method.service")
-            name = _opt_str(method.get("method"), f"{where}.method.method")
-            if not method:
-                yield PathMatch("PathPrefix", "/", where)
-            elif kind != "Exact" or not service:
-                value = f"/{service or '*'}/{name or '*'}"
-                yield PathMatch("RegularExpression" if kind != "Exact" else "MethodOnly", value, f"{where}.method")
-            elif name:
-                yield PathMatch("Exact", f"/{service}/{name}", f"{where}.method")
-            else:
-                yield PathMatch("PathPrefix", f"/{service}", f"{where}.method")
-    if not rules:
-        yield PathMatch("PathPrefix", "/", "spec.rules")
+def _http_path(match: Mapping[str, Any], where: str) -> PathMatch:
+    path = _map(match.get("path"), f"{where}.path")
+    return PathMatch(_opt_str(path.get("type"), f"{where}.path.type") or "PathPrefix",
+                     _opt_str(path.get("value"), f"{where}.path.value") or "/", f"{where}.path")
+
+
+def _grpc_path(match: Mapping[str, Any], where: str) -> PathMatch:
+    method = _map(match.get("method"), f"{where}.method")
+    if not method:
+        return PathMatch("PathPrefix", "/", where)
+    kind = _opt_str(method.get("type"), f"{where}.method.type") or "Exact"
+    service = _opt_str(method.get("service"), f"{where}.method.service")
+    name = _opt_str(method.get("method"), f"{where}.method.method")
+    if kind != "Exact" or not service:
+        value = f"/{service or '*'}/{name or '*'}"
+        return PathMatch("RegularExpression" if kind != "Exact" else "MethodOnly", value, f"{where}.method")
+    if name:
+        return PathMatch("Exact", f"/{service}/{name}", f"{where}.method")
+    return PathMatch("PathPrefix", f"/{service}", f"{where}.method")
