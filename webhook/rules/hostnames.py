@@ -112,7 +112,7 @@ def claims(ctx: RuleContext, route: gw.Route) -> tuple[Claim, ...]:
     key = ("claims", id(route))
     found = ctx.memo.get(key)
     if found is None:
-        found = ctx.memo[key] = route_claims(ctx.state, route)
+        found = ctx.memo[key] = route_claims(ctx.state, route, attach=ctx.attachment)
     return found
 
 
@@ -135,6 +135,15 @@ def claim_governance(ctx: RuleContext, claim: Claim) -> bool | None:
                                   and match.namespaces.contains(namespace, ctx.labels(namespace)) is True)):
         return True
     return None
+
+
+def rivals(ctx: RuleContext, claim: Claim, *, added: bool, listeners: bool = True) -> tuple[list[Claim], list[Claim]]:
+    """:func:`~webhook.rules.ownership.earlier_rivals`, once per request (every policy asks alike)."""
+    key = ("rivals", id(claim.claimant), claim.gateway, claim.hostname, claim.pending, added, listeners)
+    found = ctx.memo.get(key)
+    if found is None:
+        found = ctx.memo[key] = earlier_rivals(ctx.state, claim, added=added, listeners=listeners, memo=ctx.memo)
+    return found
 
 
 def _hostname_field(route: gw.Route, hostname: str) -> str:
@@ -204,12 +213,13 @@ def route_hostnames_are_unclaimed(ctx: RuleContext, route: gw.Route, old: gw.Rou
         if governed is False or claim.hostname in found:
             continue
         added = old is not None and (claim.gateway, claim.hostname) not in kept
-        earlier, unknown = earlier_rivals(ctx.state, claim, added=added)
-        field = _hostname_field(route, claim.hostname)
+        earlier, unknown = rivals(ctx, claim, added=added)
         if not earlier:
             if unknown:
-                found[claim.hostname] = _owner_unknown(ctx, claim.hostname, field, unknown)
+                found[claim.hostname] = _owner_unknown(ctx, claim.hostname, _hostname_field(route, claim.hostname),
+                                                       unknown)
             continue
+        field = _hostname_field(route, claim.hostname)
         owner = first_claimant(earlier)
         overlap = (owner.claimant.hostnames if owner.route is not None else (owner.hostname,))
         overlap = [h for h in overlap if gw.hostname_matches(h, claim.hostname) or gw.hostname_matches(claim.hostname, h)]
@@ -242,15 +252,15 @@ def route_paths_are_unclaimed(ctx: RuleContext, route: gw.Route, old: gw.Route |
         governed = claim_governance(ctx, claim)
         if governed is False:
             continue
-        rivals: dict[bool, tuple[list[Claim], list[Claim]]] = {}
+        found_rivals: dict[bool, tuple[list[Claim], list[Claim]]] = {}
         for path in claim.paths:
             subject = f"{claim.hostname} {path.describe()}"
             if subject in found:
                 continue
             added = old is not None and (claim.gateway, claim.hostname, path.type, path.value) not in kept
-            if added not in rivals:
-                rivals[added] = earlier_rivals(ctx.state, claim, added=added, listeners=False)
-            earlier, unknown = rivals[added]
+            if added not in found_rivals:
+                found_rivals[added] = rivals(ctx, claim, added=added, listeners=False)
+            earlier, unknown = found_rivals[added]
             finding = _path_finding(ctx, claim, path, earlier, unknown, governed)
             if finding is not None:
                 found[subject] = finding

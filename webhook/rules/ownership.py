@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .. import gatewayapi as gw
 from ..state.store import ClusterState
@@ -90,19 +91,25 @@ def hostnames_overlap(a: str, b: str) -> bool:
 
 
 # ----------------------------------------------------------------------------- what a route claims
+Attach = Callable[..., gw.Attachment]
+
+
 def route_claims(
-    state: ClusterState, route: gw.Route, *, gateways: Mapping[tuple[str, str], gw.Gateway] | None = None
+    state: ClusterState, route: gw.Route, *, gateways: Mapping[tuple[str, str], gw.Gateway] | None = None,
+    attach: Attach | None = None,
 ) -> tuple[Claim, ...]:
     """Every hostname ``route`` serves (or will serve) on each Gateway it reaches.
 
     ``gateways`` stand in for the view's Gateways of the same keys (a Gateway being
-    created). The claims of a route the view holds are kept until the view changes.
+    created). ``attach`` evaluates one parentRef as :func:`~webhook.gatewayapi.evaluate_attachment`
+    does (a rule passes the request's memoized one). The claims of a route the view holds
+    are kept until the view changes.
     """
     if route.kind not in gw.HOSTNAME_ROUTE_KINDS:
         return ()
     if not gateways and state.route(*route.key) is route:
-        return state.derived(("claims", route.key), lambda: _claims(state, route, {}))
-    return _claims(state, route, gateways or {})
+        return state.derived(("claims", route.key), lambda: _claims(state, route, {}, None))
+    return _claims(state, route, gateways or {}, attach)
 
 
 def _pending(route: gw.Route, ref: gw.ParentRef, parent: tuple[str, str, str]) -> Iterator[Claim]:
@@ -110,7 +117,8 @@ def _pending(route: gw.Route, ref: gw.ParentRef, parent: tuple[str, str, str]) -
         yield Claim(route, parent, hostname, ref=ref, pending=True)
 
 
-def _claims(state: ClusterState, route: gw.Route, gateways: Mapping[tuple[str, str], gw.Gateway]) -> tuple[Claim, ...]:
+def _claims(state: ClusterState, route: gw.Route, gateways: Mapping[tuple[str, str], gw.Gateway],
+            attach: Attach | None) -> tuple[Claim, ...]:
     out: list[Claim] = []
     labels = state.namespace_labels(route.namespace)
     for ref in route.parent_refs:
@@ -141,7 +149,10 @@ def _claims(state: ClusterState, route: gw.Route, gateways: Mapping[tuple[str, s
             listeners = listener_set.listeners
         else:
             continue  # a Service (GAMMA) or another kind: never a Gateway
-        attachment = gw.evaluate_attachment(route, ref, listeners, owner_namespace=owner[1], namespace_labels=labels)
+        if attach is not None and not gateways:
+            attachment = attach(route, ref, listeners, owner_namespace=owner[1])
+        else:
+            attachment = gw.evaluate_attachment(route, ref, listeners, owner_namespace=owner[1], namespace_labels=labels)
         for verdict in attachment.verdicts:
             if not verdict.may_accept or not verdict.listener.matches_hostnames:
                 continue
@@ -186,13 +197,36 @@ def overlapping_routes(state: ClusterState, hostname: str) -> Iterator[gw.Route]
         yield from state.routes_under_domain(hostname[2:])
 
 
-def _candidates(state: ClusterState, claim: Claim) -> Iterator[gw.Route]:
-    """Routes that may claim a name overlapping ``claim``'s on its Gateway, each once."""
+def _by_name(state: ClusterState, hostname: str, memo: dict[Any, Any] | None) -> list[gw.Route]:
+    """:func:`overlapping_routes`, kept in ``memo`` for the claims of one request."""
+    key = ("overlapping", hostname)
+    found = memo.get(key) if memo is not None else None
+    if found is None:
+        found = list(overlapping_routes(state, hostname))
+        if memo is not None:
+            memo[key] = found
+    return found
+
+
+def _may_have_rivals(state: ClusterState, claim: Claim, memo: dict[Any, Any] | None, *, listeners: bool) -> bool:
+    """False when nothing can overlap ``claim``: no route lists an overlapping name, and the
+    Gateway has no listener that routes without hostnames or a tenant's set take whole."""
+    if claim.hostname == EVERY_HOSTNAME:
+        return False
+    if _by_name(state, claim.hostname, memo) or claim.pending:
+        return True
+    key = claim.gateway[1:]
+    return bool(_listeners_taken_whole(state, key)) or (listeners and bool(_tenant_listeners(state, key)))
+
+
+def _candidates(state: ClusterState, claim: Claim, memo: dict[Any, Any] | None = None) -> Iterator[gw.Route]:
+    """Routes that may claim a name overlapping ``claim``'s on its Gateway, each once.
+    ``memo`` keeps the routes found by hostname for the claims of one request."""
     seen = {claim.claimant.key} if claim.route is not None else set()
-    found = list(overlapping_routes(state, claim.hostname))
+    found = list(_by_name(state, claim.hostname, memo))
     if not claim.pending:
-        for owner, listener in gateway_listeners(state, claim.gateway[1:]):
-            if listener.hostname and listener.matches_hostnames and hostnames_overlap(listener.hostname, claim.hostname):
+        for owner, listener in _listeners_taken_whole(state, claim.gateway[1:]):
+            if hostnames_overlap(listener.hostname or "", claim.hostname):
                 found.extend(state.routes_without_hostnames(owner.kind, owner.namespace, owner.name, listener))
     for route in found:
         if route.key not in seen:
@@ -200,14 +234,14 @@ def _candidates(state: ClusterState, claim: Claim) -> Iterator[gw.Route]:
             yield route
 
 
-def rival_claims(state: ClusterState, claim: Claim) -> Iterator[Claim]:
+def rival_claims(state: ClusterState, claim: Claim, memo: dict[Any, Any] | None = None) -> Iterator[Claim]:
     """Other routes' claims on ``claim``'s Gateway (or pending parent) whose names overlap it.
 
     A catch-all claim (``*``) takes no name and has no rivals here.
     """
     if claim.hostname == EVERY_HOSTNAME:
         return
-    for route in _candidates(state, claim):
+    for route in _candidates(state, claim, memo):
         for other in route_claims(state, route):
             if (other.gateway == claim.gateway and other.pending == claim.pending
                     and other.hostname != EVERY_HOSTNAME and hostnames_overlap(other.hostname, claim.hostname)):
@@ -219,13 +253,31 @@ def listener_claims(state: ClusterState, claim: Claim) -> Iterator[Claim]:
     a set outside the Gateway's namespace claims its listener hostnames for its namespace."""
     if claim.pending or claim.hostname == EVERY_HOSTNAME:
         return
-    for owner, listener in gateway_listeners(state, claim.gateway[1:]):
-        if (isinstance(owner, gw.ListenerSet) and owner.namespace != claim.gateway[1] and listener.hostname
-                and listener.matches_hostnames and hostnames_overlap(listener.hostname, claim.hostname)):
-            yield Claim(owner, claim.gateway, listener.hostname, ("ListenerSet", *owner.key, listener.name))
+    for owner, listener in _tenant_listeners(state, claim.gateway[1:]):
+        if hostnames_overlap(listener.hostname or "", claim.hostname):
+            yield Claim(owner, claim.gateway, listener.hostname or "", ("ListenerSet", *owner.key, listener.name))
 
 
-def same_listener_claims(state: ClusterState, claim: Claim, kind: str) -> Iterator[Claim]:
+def _listeners_taken_whole(state: ClusterState, key: tuple[str, str]) -> tuple[tuple[Claimant, gw.Listener], ...]:
+    """The listeners of Gateway ``key`` (and its sets) with a hostname that routes listing
+    no hostnames attach to: they claim that hostname (kept until the view changes)."""
+    return state.derived(("listeners-taken-whole", key), lambda: tuple(
+        (owner, listener) for owner, listener in gateway_listeners(state, key)
+        if listener.hostname and listener.matches_hostnames
+        and state.has_routes_without_hostnames(owner.kind, owner.namespace, owner.name)))
+
+
+def _tenant_listeners(state: ClusterState, key: tuple[str, str]) -> tuple[tuple[gw.ListenerSet, gw.Listener], ...]:
+    """The hostname-matching listeners of tenants' ListenerSets on Gateway ``key`` (sets
+    outside the Gateway's namespace), kept until the view changes."""
+    return state.derived(("tenant-listeners", key), lambda: tuple(
+        (owner, listener) for owner, listener in gateway_listeners(state, key)
+        if isinstance(owner, gw.ListenerSet) and owner.namespace != key[0] and listener.hostname
+        and listener.matches_hostnames))
+
+
+def same_listener_claims(state: ClusterState, claim: Claim, kind: str,
+                         memo: dict[Any, Any] | None = None) -> Iterator[Claim]:
     """Claims of ``kind`` routes on ``claim``'s listener whose hostnames intersect it (a
     catch-all intersects every name: then every route of that kind on the listener's owner
     is looked at)."""
@@ -237,7 +289,7 @@ def same_listener_claims(state: ClusterState, claim: Claim, kind: str) -> Iterat
             state.routes_attached_to(namespace, name) if owner_kind == "Gateway"
             else state.routes_attached_to_listenerset(namespace, name))
     else:
-        routes = _candidates(state, claim)
+        routes = _candidates(state, claim, memo)
     for route in routes:
         if route.kind != kind or (claim.route is not None and route.key == claim.route.key):
             continue
@@ -296,13 +348,15 @@ def first_claimant(claims: list[Claim]) -> Claim:
 
 
 def earlier_rivals(
-    state: ClusterState, claim: Claim, *, added: bool = False, listeners: bool = True
+    state: ClusterState, claim: Claim, *, added: bool = False, listeners: bool = True, memo: dict[Any, Any] | None = None
 ) -> tuple[list[Claim], list[Claim]]:
     """(claims known to be earlier, claims whose order is unknown) of other namespaces that
     overlap ``claim``'s hostname on its Gateway. ``added``: a hostname an UPDATE adds,
     which conflicts with every claimant, older or newer. ``listeners``: count tenants'
-    ListenerSet listener hostnames too."""
-    others = list(rival_claims(state, claim))
+    ListenerSet listener hostnames too. ``memo``: a request's scratch space (see :func:`_candidates`)."""
+    if not _may_have_rivals(state, claim, memo, listeners=listeners):
+        return [], []  # the usual answer, found without building anything
+    others = list(rival_claims(state, claim, memo))
     if listeners:
         others.extend(listener_claims(state, claim))
     earlier: list[Claim] = []

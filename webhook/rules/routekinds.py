@@ -51,11 +51,20 @@ def _accepted_first(ctx: RuleContext, first: Claim, second: Claim) -> bool | Non
 
 
 def _earliest(ctx: RuleContext, claim: Claim, kind: str) -> tuple[list[Claim], list[Claim], list[Claim]]:
-    """(earlier, unordered, later) claims of ``kind`` routes on the claim's listener that intersect it."""
+    """(earlier, unordered, later) claims of ``kind`` routes on the claim's listener that
+    intersect it (once per request: every policy asks alike)."""
+    key = ("kind-rivals", id(claim), kind)
+    found = ctx.memo.get(key)
+    if found is None:
+        found = ctx.memo[key] = _order(ctx, claim, kind)
+    return found
+
+
+def _order(ctx: RuleContext, claim: Claim, kind: str) -> tuple[list[Claim], list[Claim], list[Claim]]:
     earlier: list[Claim] = []
     unknown: list[Claim] = []
     later: list[Claim] = []
-    for other in same_listener_claims(ctx.state, claim, kind):
+    for other in same_listener_claims(ctx.state, claim, kind, ctx.memo):
         first = _accepted_first(ctx, other, claim)
         (earlier if first else unknown if first is None else later).append(other)
     return earlier, unknown, later
@@ -83,8 +92,8 @@ def _governed_parents(ctx: RuleContext, route: gw.Route) -> dict[str, list[Claim
 def route_kinds_share_no_listener(ctx: RuleContext, route: gw.Route) -> Iterator[Violation]:
     """An HTTPRoute and a GRPCRoute with intersecting hostnames on one listener: only the first is accepted."""
     other_kind = PAIRS.get(route.kind)
-    if other_kind is None or not ctx.policy.mirror_listeners:
-        return
+    if other_kind is None or not ctx.policy.mirror_listeners or not ctx.state.count(other_kind):
+        return  # no route of the other kind anywhere in the view: nothing to share a listener with
     parents = _governed_parents(ctx, route)
     refused: dict[str, Violation] = {}
     served: set[str] = set()
