@@ -163,6 +163,10 @@ CASES = [
          "foo.example.com there.", route("team", "wild", on("foo"), ["*.example.com"]),
          extra=(namespace("team", **{"shared-gateway-access": "true"}),), denied=(CONFLICT,),
          says=("hostname foo.example.com is already served by namespace site-ns",)),
+    case("set-listener-takes-listener-hostname", "A tenant's ListenerSet listener for the name a route without "
+         "hostnames serves through the Gateway's listener: the name is site-ns's.",
+         listener_set("team", "steal", listener("foo", 9999, "foo.example.com")), denied=(CONFLICT,),
+         says=("namespace site-ns", "HTTPRoute site-ns/login, hostname foo.example.com")),
     case("catch-all-claims-nothing", "No hostnames on a listener without one catches what nobody names: no claim.",
          route("team", "anything", on("any"))),
     case("refusing-listener-claims-nothing", "A listener that refuses the route's namespace gives it no name: "
