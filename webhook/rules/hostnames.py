@@ -158,7 +158,7 @@ def _where(claim: Claim, missing: str) -> str:
     text = f"hostname {claim.hostname}"
     route = claim.route
     if route is not None and not route.hostnames:
-        text += " (the listener's: the route lists no hostnames, so it takes the hostname of the listener)"
+        text += " (the listener's: a route that lists no hostnames takes its listener's)"
     if claim.pending:
         text += f" on {claim.describe_gateway()} (which {missing}; both routes name it)"
     return text
@@ -166,9 +166,12 @@ def _where(claim: Claim, missing: str) -> str:
 
 def _unsure(ctx: RuleContext, mine: Claim, theirs: Claim, governed: bool | None) -> str:
     """Why a conflict may not be one, or "" when it is certain."""
-    if governed is None:
+    if governed is None and mine.pending:
         return (f"whether TenancyPolicy {ctx.policy.name} governs {mine.describe_gateway()} is unknown until it "
                 "exists")
+    if governed is None:
+        return (f"whether TenancyPolicy {ctx.policy.name} governs {mine.describe_gateway()} depends on labels of "
+                f"namespace {mine.gateway[1]} the view lacks")
     if not mine.certain or not theirs.certain:
         return "if both routes attach there (whether the listener admits them depends on namespace labels the " \
                "view lacks)"
