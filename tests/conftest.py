@@ -109,3 +109,36 @@ async def eventually(check: Callable[[], bool], what: str, *, timeout: float = 5
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for: {what}")
         await asyncio.sleep(interval)
+
+
+def admission_review(obj: dict[str, Any] | None, *, operation: str = "CREATE",
+                     old: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The AdmissionReview kube-apiserver would send a validating webhook for ``obj``."""
+    from webhook.offline import synthesize_request
+
+    request = synthesize_request(obj, operation=operation, old=old)
+    gvk = {"group": request.kind.group, "version": request.kind.version, "kind": request.kind.kind}
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": request.uid, "kind": gvk, "requestKind": gvk, "name": request.name,
+        "resource": {"group": request.kind.group, "version": request.kind.version,
+                     "resource": request.kind.kind.lower() + "s"},
+        "namespace": request.namespace, "operation": operation,
+        "userInfo": {"username": "alice", "groups": ["system:authenticated"]},
+        "object": obj, "oldObject": old, "dryRun": False,
+        "options": {"kind": f"{operation.title()}Options", "apiVersion": "meta.k8s.io/v1"},
+    }}
+
+
+async def validate_over_https(runtime: Runtime, files: CertificateFiles, review: dict[str, Any]) -> dict[str, Any]:
+    """POST ``review`` to ``/validate`` of a real HTTPS server on ``runtime``; the response part."""
+    import aiohttp
+
+    server, runner = await start_https(runtime, files)
+    try:
+        async with aiohttp.ClientSession() as session, session.post(
+            f"{server.url}/validate?timeout=5s", json=review, ssl=trusting(server.files)
+        ) as resp:
+            assert resp.status == 200
+            return (await resp.json())["response"]
+    finally:
+        await runner.cleanup()

@@ -7,33 +7,18 @@ the server holding the same policies and cluster view. Both must give the same a
 from __future__ import annotations
 
 import copy
-import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import pytest
-from conftest import start_https, trusting
+from admission_table import NOW, Case, check_engine, check_https, meta, namespace, setup
+from admission_table import case as table_case
 
 from webhook.certs import CertificateFiles
-from webhook.decision import Mode
 from webhook.engine import decide
 from webhook.offline import synthesize_request
-from webhook.policy.loader import PolicyStore, load_documents
-from webhook.runtime import Runtime
 from webhook.state.store import ClusterState
 
 V1 = "gateway.networking.k8s.io/v1"
-NOW = "2026-06-01T00:00:00Z"  # the creationTimestamp the apiserver gives an object being created
-
-
-def namespace(name: str, **labels: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
-
-
-def meta(namespace: str, name: str, created: str | None) -> dict[str, Any]:
-    out = {"name": name, "namespace": namespace}
-    return {**out, "creationTimestamp": created} if created else out
 
 
 def listener(name: str, port: int, protocol: str, hostname: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -137,23 +122,8 @@ ALLOWED = """
 """
 
 
-@dataclass(frozen=True)
-class Case:
-    id: str
-    doc: str
-    operation: str
-    obj: dict[str, Any] | None
-    old: dict[str, Any] | None = None
-    policy: str = GUARDRAILS
-    extra: tuple[dict[str, Any], ...] = ()
-    denied: frozenset[str] = frozenset()
-    warned: frozenset[str] = frozenset()
-    says: tuple[str, ...] = field(default_factory=tuple)
-
-
-def case(id: str, doc: str, obj: dict[str, Any] | None, *, operation: str = "CREATE", denied: tuple[str, ...] = (),
-         warned: tuple[str, ...] = (), **kw: Any) -> Any:
-    return pytest.param(Case(id, doc, operation, obj, denied=frozenset(denied), warned=frozenset(warned), **kw), id=id)
+def case(id: str, doc: str, obj: dict[str, Any] | None, *, policy: str = GUARDRAILS, **kw: Any) -> Any:
+    return table_case(id, doc, obj, policy=policy, **kw)
 
 
 BANK = listener("login", 443, "HTTPS", "login.bank.example.org", allowedRoutes={"namespaces": {"from": "All"}},
@@ -302,64 +272,19 @@ CASES = [
 
 
 def _setup(c: Case) -> tuple[Any, ClusterState]:
-    policies = load_documents([("p.yaml", POLICY + c.policy)])
-    assert not policies.warnings
-    return policies, ClusterState.from_objects([*CLUSTER, *c.extra])
-
-
-def _rules(violations: Any, mode: Mode) -> set[str]:
-    return {v.rule for v in violations if v.mode is mode}
+    return setup(c, POLICY, CLUSTER)
 
 
 @pytest.mark.parametrize("c", CASES)
 def test_listenerset_rules_through_the_engine(c: Case) -> None:
     """Each case's denials, warnings and wording, from the engine."""
-    policies, state = _setup(c)
-    decision = decide(synthesize_request(c.obj, operation=c.operation, old=c.old), policies, state)
-    assert decision.code != 400, decision.message
-    assert _rules(decision.violations, Mode.ENFORCE) == c.denied, decision.message
-    assert _rules(decision.violations, Mode.WARN) == c.warned, decision.warnings
-    assert decision.allowed is not c.denied
-    text = decision.message + " ".join(decision.warnings)
-    for words in c.says:
-        assert words in text
-
-
-def _review(c: Case) -> dict[str, Any]:
-    request = synthesize_request(c.obj, operation=c.operation, old=c.old)
-    gvk = {"group": request.kind.group, "version": request.kind.version, "kind": request.kind.kind}
-    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
-        "uid": str(uuid.uuid4()), "kind": gvk, "requestKind": gvk, "name": request.name,
-        "resource": {"group": request.kind.group, "version": request.kind.version,
-                     "resource": request.kind.kind.lower() + "s"},
-        "namespace": request.namespace, "operation": c.operation,
-        "userInfo": {"username": "alice", "groups": ["system:authenticated"]},
-        "object": c.obj, "oldObject": c.old, "dryRun": False,
-        "options": {"kind": f"{c.operation.title()}Options", "apiVersion": "meta.k8s.io/v1"},
-    }}
+    check_engine(c, *_setup(c))
 
 
 @pytest.mark.parametrize("c", CASES)
 async def test_listenerset_rules_through_the_https_server(c: Case, certificates: CertificateFiles) -> None:
     """The same cases as AdmissionReviews over real HTTPS: allowed, the denial's reasons, the warnings."""
-    policies, state = _setup(c)
-    runtime = Runtime(policies=PolicyStore(initial=policies), state=state, require_sync=False)
-    server, runner = await start_https(runtime, certificates)
-    try:
-        async with aiohttp.ClientSession() as session, session.post(
-            f"{server.url}/validate?timeout=5s", json=_review(c), ssl=trusting(server.files)
-        ) as resp:
-            assert resp.status == 200
-            answer = (await resp.json())["response"]
-    finally:
-        await runner.cleanup()
-    assert answer["allowed"] is not c.denied
-    message = answer.get("status", {}).get("message", "")
-    reasons = {rule.rpartition("/")[2] for rule in c.denied}
-    assert all(f"{reason}:" in message for reason in reasons), message
-    assert {w.partition(":")[0] for w in answer.get("warnings", [])} == c.warned
-    for words in c.says:
-        assert words in message + " ".join(answer.get("warnings", []))
+    await check_https(c, *_setup(c), certificates)
 
 
 def test_the_merged_listeners_follow_the_cluster_view() -> None:

@@ -37,7 +37,7 @@ from .decision import Mode, Violation
 from .logs import fields
 from .offline import evaluate
 from .policy.model import PolicySet
-from .rules.ownership import claim_order, overlapping_routes
+from .rules import ownership
 from .state.kinds import KINDS_BY_NAME
 from .state.store import ClusterState
 
@@ -101,36 +101,27 @@ def _with_type(obj: Mapping[str, Any], kind: str) -> dict[str, Any]:
     return {"apiVersion": api_version, "kind": kind, **obj}
 
 
-def earlier_claimant(state: ClusterState, route: gw.Route, hostname: str) -> gw.Route | None:
-    """The first route of another namespace, on a Gateway this route shares, to claim ``hostname``
-    before it; None when this route is the first claimant."""
-    parents = route.gateway_keys
-    rivals = [
-        other for other in overlapping_routes(state, hostname)
-        if other.namespace != route.namespace and not parents.isdisjoint(other.gateway_keys)
-        and claim_order(other) < claim_order(route)
-    ]
-    return min(rivals, key=claim_order, default=None)
+def earlier_claimant(state: ClusterState, route: gw.Route, hostname: str) -> ownership.Claimant | None:
+    """The first claimant of another namespace (a route, or a tenant's ListenerSet listener)
+    to claim ``hostname`` before this route on a Gateway it reaches; None when this route
+    is the first claimant. ``hostname`` is one the route claims (its effective hostname:
+    see :mod:`webhook.rules.ownership`), as the admission rule finds and names it."""
+    claims = [c for c in ownership.route_claims(state, route) if c.hostname == hostname]
+    if not claims:
+        claims = [c for c in ownership.route_claims(state, route) if gw.hostname_matches(hostname, c.hostname)]
+    earlier = [rival for c in claims for rival in ownership.earlier_rivals(state, c)[0]]
+    return ownership.first_claimant(earlier).claimant if earlier else None
 
 
-def _hostname_index(field: str) -> int | None:
-    prefix = "spec.hostnames["
-    if field.startswith(prefix) and field.endswith("]"):
-        try:
-            return int(field[len(prefix):-1])
-        except ValueError:
-            return None
-    return None
+# Findings whose subject names a claim: kept only on the later claimant.
+CLAIM_RULES = frozenset({"hostnames/HostnameConflict"})
 
 
 def _keep(violation: Violation, route: gw.Route | None, state: ClusterState) -> bool:
     """Drop a HostnameConflict from the route that claimed the hostname first."""
-    if violation.rule != "hostnames/HostnameConflict" or route is None:
+    if violation.rule not in CLAIM_RULES or route is None or not violation.subject:
         return True
-    index = _hostname_index(violation.field)
-    if index is None or index >= len(route.hostnames):
-        return True
-    return earlier_claimant(state, route, route.hostnames[index]) is not None
+    return earlier_claimant(state, route, violation.subject) is not None
 
 
 def _result(mode: Mode) -> Result:

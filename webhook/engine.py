@@ -41,7 +41,16 @@ from .admission import AdmissionRequest
 from .decision import Decision, Mode, Violation, allowed, from_violations, invalid
 from .policy.exceptions import apply_exceptions
 from .policy.model import PolicySet, TenancyPolicy
-from .rules import attachment, blastradius, gateways, hostnames, listenersets, references, services
+from .rules import (
+    attachment,
+    blastradius,
+    gateways,
+    hostnames,
+    listenersets,
+    references,
+    routekinds,
+    services,
+)
 from .rules.context import RuleContext
 from .state.store import ClusterState
 
@@ -58,11 +67,14 @@ STATE_RULES = frozenset(
         "listeners/Conflicted",
         "listeners/ListenersNotValid",
         "hostnames/HostnameConflict",
+        "hostnames/PathConflict",
+        "attachment/RouteKindConflict",
         "references/RefNotPermitted",
         "blastradius/RoutesDetached",
         "blastradius/RefsRevoked",
         "blastradius/ListenerSetsDetached",
         "blastradius/ListenersConflicted",
+        "blastradius/WaitingRoutesConflict",
     }
 )
 
@@ -248,8 +260,16 @@ def _route_rules(ctx: RuleContext, route: gw.Route, old: gw.Route | None) -> Ite
     yield from hostnames.route_hostnames_are_allowed(ctx, route)
     yield from hostnames.route_hostnames_are_unclaimed(ctx, route, old)
     yield from listenersets.route_listeners_are_not_conflicted(ctx, route)
-    governed = any(_governs_ref(ctx, ref) for ref in route.parent_refs) or ctx.policy.match.everything
-    yield from references.route_references_are_granted(ctx, route, governed=governed)
+    yield from routekinds.route_kinds_share_no_listener(ctx, route)
+    governed = _references_governed(ctx, route)
+    if governed is False:
+        return
+    for violation in references.route_references_are_granted(ctx, route, governed=True):
+        if governed is None and violation.mode is Mode.ENFORCE:
+            violation = violation.softened(
+                f"which Gateway serves this route is unknown ({_unreached(route)}), so whether TenancyPolicy "
+                f"{ctx.policy.name} governs it is too; the controller refuses the reference whichever Gateway it is")
+        yield violation
 
 
 def _governs_ref(ctx: RuleContext, ref: gw.ParentRef) -> bool:
@@ -259,6 +279,70 @@ def _governs_ref(ctx: RuleContext, ref: gw.ParentRef) -> bool:
         return False
     gateway, _, _ = attachment.parent_listeners(ctx, ref)
     return ctx.governs(gateway) if gateway is not None else ctx.may_govern(ref)
+
+
+MAX_DELEGATION = 8  # parent routes followed, at most, from a delegated route to its Gateways
+
+
+def _references_governed(ctx: RuleContext, route: gw.Route) -> bool | None:
+    """Whether the policy judges the route's references: True, False, or None when which
+    Gateway serves the route is unknown (then findings only warn).
+
+    A cross-namespace reference without a ReferenceGrant is refused by the controller
+    whatever the route's parents, so every route is judged: by the policies governing a
+    Gateway it reaches (directly, through a ListenerSet, or through the parent routes a
+    delegated route names, such as kgateway's parentRef of kind HTTPRoute), and by every
+    policy whose match is every Gateway. A route that reaches no Gateway the view can
+    name (no parentRefs, or a parent route the view does not hold) is judged by every
+    policy, as warnings. Mesh routes (Service parents) are judged by match-everything
+    policies only: no Gateway serves them.
+    """
+    if ctx.policy.match.everything or any(_governs_ref(ctx, ref) for ref in route.parent_refs):
+        return True
+    reached = _delegated_parents(ctx, route)
+    if any(_governs_ref(ctx, ref) for ref in reached):
+        return True
+    if reached or any(ref.is_gateway or ref.is_listenerset for ref in route.parent_refs):
+        return False
+    if route.parent_refs and not any(_is_route_ref(ref) for ref in route.parent_refs):
+        return False  # Service (GAMMA mesh) or implementation-specific parents only
+    return None
+
+
+def _is_route_ref(ref: gw.ParentRef) -> bool:
+    return ref.group == gw.GROUP and ref.kind in gw.ROUTE_KINDS
+
+
+def _delegated_parents(ctx: RuleContext, route: gw.Route) -> list[gw.ParentRef]:
+    """The Gateway and ListenerSet parentRefs of the parent routes a delegated route names,
+    followed through the view (at most :data:`MAX_DELEGATION` routes, each once)."""
+    key = ("delegated", id(route))
+    found = ctx.memo.get(key)
+    if found is not None:
+        return found
+    reached: list[gw.ParentRef] = []
+    seen = {route.key}
+    todo = [ref for ref in route.parent_refs if _is_route_ref(ref)]
+    while todo and len(seen) <= MAX_DELEGATION:
+        ref = todo.pop()
+        parent = ctx.state.route(ref.kind, ref.namespace, ref.name)
+        if parent is None or parent.key in seen:
+            continue
+        seen.add(parent.key)
+        for up in parent.parent_refs:
+            if up.is_gateway or up.is_listenerset:
+                reached.append(up)
+            elif _is_route_ref(up):
+                todo.append(up)
+    ctx.memo[key] = reached
+    return reached
+
+
+def _unreached(route: gw.Route) -> str:
+    if not route.parent_refs:
+        return "it has no parentRefs"
+    names = ", ".join(ref.describe() for ref in route.parent_refs if ref.group == gw.GROUP and ref.kind in gw.ROUTE_KINDS)
+    return f"its parent route ({names}) is not in the view, or reaches no Gateway"
 
 
 def _gateway_rules(
@@ -272,6 +356,8 @@ def _gateway_rules(
         for rule in gateways.GATEWAY_RULES:
             yield from rule(ctx, new)
         yield from listenersets.gateway_listeners_are_valid(ctx, new, old)
+        if old is None and ctx.request.operation == "CREATE":
+            yield from blastradius.waiting_routes_do_not_conflict(ctx, new)
     if old is not None:
         yield from blastradius.gateway_change_keeps_routes(ctx, old, new)
 

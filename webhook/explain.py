@@ -18,7 +18,7 @@ validating rules make, so ``explain`` and ``check`` cannot disagree. Pure: no I/
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ from .offline import synthesize_request
 from .policy.exceptions import applicable
 from .policy.model import PolicySet
 from .policy.placeholders import NamespaceFacts, describe_all, resolve_all
+from .rules.ownership import route_claims
 from .state.store import ClusterState
 
 
@@ -57,6 +58,13 @@ class ParentReport:
     message: str
     listeners: tuple[ListenerReport, ...]
     hostnames: tuple[str, ...]
+    # The Gateway the parent resolves to (a ListenerSet's parent; the parent as named while
+    # it is not in the view) and the route's effective hostnames there: its hostnames
+    # intersected with each listener's, or the listener's when it lists none ("*": every
+    # name). What hostname ownership compares (rules/ownership.py).
+    gateway: str = ""
+    effective: tuple[str, ...] = ()
+    effective_from: str = ""  # "listener" (the route lists none), "route" (the parent is not in the view), or ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +218,16 @@ def _parent(state: ClusterState, ref: gw.ParentRef) -> tuple[str, tuple[gw.Liste
 
 
 def explain_parent(route: gw.Route, ref: gw.ParentRef, state: ClusterState) -> ParentReport:
+    report = _explain_parent(route, ref, state)
+    claims = [c for c in route_claims(state, route) if c.ref == ref]
+    if not claims:
+        return report
+    source = "route" if claims[0].pending else "listener" if not route.hostnames else ""
+    return replace(report, gateway=claims[0].describe_gateway(), effective=tuple(dict.fromkeys(c.hostname for c in claims)),
+                   effective_from=source)
+
+
+def _explain_parent(route: gw.Route, ref: gw.ParentRef, state: ClusterState) -> ParentReport:
     if not (ref.is_gateway or ref.is_listenerset):
         return ParentReport(ref.describe(), ref.field, False, None, "NotAGateway",
                             f"{ref.kind if not ref.group else f'{ref.kind}.{ref.group}'} parents are not Gateways; "
@@ -486,6 +504,11 @@ def render_text(reports: Iterable[RouteReport]) -> str:
                         lines.append(f"      {why}")
             if p.hostnames:
                 lines.append(f"    serves: {', '.join(p.hostnames)}")
+            if p.effective:
+                why = {"listener": " (the listener's: the route lists no hostnames)",
+                       "route": " (the route's own: the parent is not in the view, so its listeners are unknown)"}
+                lines.append(f"    effective hostnames on {p.gateway}: {', '.join(p.effective)}"
+                             f"{why.get(p.effective_from, '')}")
         for b in r.backends:
             verdict = "ok" if b.permitted else "NOT PERMITTED"
             lines.append(f"  backendRef {b.ref} ({b.field}): {verdict}: {b.message}")

@@ -11,6 +11,7 @@ route's status lives here, one module per concern:
 * ``references``: parentRefs and object references with the defaults the API applies
   (parentRef group/kind/namespace, backendRef group/kind);
 * ``routes``: routes of every kind and version;
+* ``paths``: the path matches of a route's rules and whether two overlap;
 * ``gateways``: Gateways, ListenerSets and listeners (``allowedRoutes.namespaces.from:
   Same`` by default);
 * ``grants``: ReferenceGrant matching (``RefNotPermitted``);
@@ -66,6 +67,7 @@ from .listeners import (
     RouteKinds,
     route_kinds,
 )
+from .paths import PathMatch, paths_overlap
 from .references import ObjectRef, ParentRef, parse_object_ref, parse_parent_ref
 from .routes import Route
 from .selectors import LabelSelector
@@ -94,6 +96,7 @@ __all__ = [
     "ObjectRef",
     "Owner",
     "ParentRef",
+    "PathMatch",
     "ReferenceGrant",
     "Route",
     "RouteKinds",
@@ -114,6 +117,7 @@ __all__ = [
     "parse_listener",
     "parse_object_ref",
     "parse_parent_ref",
+    "paths_overlap",
     "precedence",
     "reference_permitted",
     "route_kinds",

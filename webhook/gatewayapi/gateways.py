@@ -113,6 +113,10 @@ class Gateway:
     other_refs: tuple[ObjectRef, ...] = ()  # TLS refs outside listeners (client/CA certificates)
 
     @property
+    def kind(self) -> str:
+        return "Gateway"
+
+    @property
     def namespace(self) -> str:
         return self.meta.namespace
 

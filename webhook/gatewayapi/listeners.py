@@ -94,6 +94,10 @@ class ListenerSet:
     listeners: tuple[Listener, ...]
 
     @property
+    def kind(self) -> str:
+        return "ListenerSet"
+
+    @property
     def namespace(self) -> str:
         return self.meta.namespace
 

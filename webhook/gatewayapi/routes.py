@@ -8,6 +8,7 @@ from typing import Any
 
 from .core import Meta, _list, _map, _opt_str, _str
 from .hostnames import normalize_hostname
+from .paths import PathMatch, route_paths
 from .references import ObjectRef, ParentRef, parse_object_ref, parse_parent_ref
 
 
@@ -18,6 +19,8 @@ class Route:
     hostnames: tuple[str, ...]
     parent_refs: tuple[ParentRef, ...]
     backend_refs: tuple[ObjectRef, ...]
+    # The path matches of its rules (the whole host for kinds without paths): see ``paths``.
+    paths: tuple[PathMatch, ...] = ()
 
     @property
     def namespace(self) -> str:
@@ -55,7 +58,8 @@ class Route:
             parse_parent_ref(p, route_namespace=meta.namespace, where=f"spec.parentRefs[{i}]")
             for i, p in enumerate(_list(spec.get("parentRefs"), "spec.parentRefs"))
         )
-        return cls(kind, meta, hostnames, parents, tuple(_route_backend_refs(spec, meta.namespace)))
+        return cls(kind, meta, hostnames, parents, tuple(_route_backend_refs(spec, meta.namespace)),
+                   route_paths(spec, kind))
 
 
 def _mirror_ref(filters: Any, *, namespace: str, where: str) -> Iterator[ObjectRef]:

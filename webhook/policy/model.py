@@ -25,6 +25,7 @@ RULES: Mapping[str, tuple[str, Mode | None]] = {
     "attachment/GatewayNotFound": ("attachment", Mode.WARN),
     "attachment/NamespaceNotFound": ("attachment", Mode.WARN),
     "attachment/ImplementationSpecificProtocol": ("attachment", Mode.WARN),
+    "attachment/RouteKindConflict": ("attachment", None),
     "listenerset/NotAllowed": ("attachment", None),
     "listeners/Conflicted": ("attachment", Mode.WARN),
     "listeners/InvalidRouteKinds": ("attachment", Mode.WARN),
@@ -32,6 +33,7 @@ RULES: Mapping[str, tuple[str, Mode | None]] = {
     "hostnames/HostnameRequired": ("hostnames", None),
     "hostnames/HostnameNotAllowed": ("hostnames", None),
     "hostnames/HostnameConflict": ("hostnames", None),
+    "hostnames/PathConflict": ("hostnames", None),
     "hostnames/HostnameOwnerUnknown": ("hostnames", Mode.WARN),
     "references/RefNotPermitted": ("references", None),
     "gateway/GatewayClassNotAllowed": ("gatewayGuardrails", None),
@@ -42,6 +44,7 @@ RULES: Mapping[str, tuple[str, Mode | None]] = {
     "blastradius/RefsRevoked": ("blastRadius", Mode.WARN),
     "blastradius/ListenerSetsDetached": ("blastRadius", Mode.WARN),
     "blastradius/ListenersConflicted": ("blastRadius", Mode.WARN),
+    "blastradius/WaitingRoutesConflict": ("blastRadius", Mode.WARN),
     "state/StaleClusterView": ("staleState", Mode.WARN),
     "services/ImpersonatesGeneratedService": ("services", Mode.WARN),
 }
@@ -162,7 +165,8 @@ class TenancyPolicy:
     partial_attachment: str = "warn"
     allowed_namespaces: NamespaceSet | None = None
     hostnames_required: bool = False
-    hostnames_unique: bool = False
+    hostnames_unique: bool = False  # hostnames.unique: host (or true), or path
+    unique_paths: bool = False  # hostnames.unique: path: namespaces share a hostname by paths that do not overlap
     hostnames_allowed: tuple[HostnameAllowance, ...] = ()
     require_reference_grant: bool = True
     allowed_classes: tuple[ClassAllowance, ...] = ()
@@ -225,7 +229,8 @@ class TenancyPolicy:
             partial_attachment=attachment.get("partialAttachment", "warn"),
             allowed_namespaces=NamespaceSet.from_dict(attachment.get("allowedNamespaces")),
             hostnames_required=hostnames.get("required", False),
-            hostnames_unique=hostnames.get("unique", False),
+            hostnames_unique=hostnames.get("unique", False) in (True, "host", "path"),
+            unique_paths=hostnames.get("unique") == "path",
             hostnames_allowed=tuple(
                 HostnameAllowance(
                     NamespaceSet.from_dict(a["namespaces"]) or NamespaceSet(),

@@ -6,6 +6,9 @@ permitting a backendRef or a listener's certificate or CA reference are judged b
 comparing what the routes, ListenerSets and listeners in the cluster view get before
 and after the change.
 
+A Gateway created after routes that name it gives them their listener hostnames at once:
+conflicts among those waiting routes are named (the later claimants).
+
 A Gateway's ListenerSets count too: a Gateway UPDATE of ``allowedListeners`` that stops
 accepting a set detaches it and every route attached through it; a listener a Gateway
 or an older ListenerSet adds can make a newer set's listener ``Conflicted``
@@ -20,6 +23,15 @@ from .. import gatewayapi as gw
 from ..decision import Violation
 from .context import RuleContext
 from .listenersets import admits, merged
+from .ownership import (
+    EVERY_HOSTNAME,
+    Claim,
+    claim_order,
+    claimed_before,
+    first_claimant,
+    hostnames_overlap,
+    route_claims,
+)
 
 MAX_NAMED = 10
 
@@ -216,3 +228,83 @@ def grant_change_keeps_references(
             f"{what} {old.describe()} revokes {len(broken)} reference(s) in use: {_names(broken)}",
             fix="update those routes and listeners first, or keep the grant's from and to entries",
         )
+
+
+def waiting_routes_do_not_conflict(ctx: RuleContext, gateway: gw.Gateway) -> Iterator[Violation]:
+    """A Gateway created after its routes (GitOps applies same-wave objects by name) gives
+    them their effective hostnames at once: warn about the routes of different namespaces
+    that now claim one hostname (or, with ``hostnames.unique: path``, overlapping paths),
+    naming the later claimants. Before it existed they were compared only by the
+    hostnames they list, and only among routes naming the same parent.
+
+    Offline every route is judged against the Gateway it names, so its own findings say
+    it; only a Gateway a change adds over its baseline (whose routes are not judged
+    again) gets the warning."""
+    if not ctx.policy.hostnames_unique or not ctx.governs(gateway):
+        return
+    if ctx.state.offline and ("Gateway", *gateway.key) not in ctx.state.added:
+        return
+    routes = {r.key: r for r in ctx.state.routes_attached_to(*gateway.key)}
+    for listener_set in ctx.state.listenersets_for(*gateway.key):
+        routes.update((r.key, r) for r in ctx.state.routes_attached_to_listenerset(*listener_set.key))
+    claims = [
+        c for key in sorted(routes)
+        for c in route_claims(ctx.state, routes[key], gateways={gateway.key: gateway})
+        if not c.pending and c.gateway[1:] == gateway.key and c.hostname != EVERY_HOSTNAME
+    ]
+    later: dict[str, str] = {}
+    for claim, owner, known in _conflicts_among(ctx, claims):
+        what = claim.claimant.describe()
+        if what in later:
+            continue
+        if known:
+            later[what] = (f"{what} (hostname {claim.hostname}, claimed first by namespace {owner.namespace}: "
+                           f"{owner.claimant.describe()})")
+        else:
+            later[what] = (f"{what} and {owner.claimant.describe()} (hostname {claim.hostname}; which claimed it "
+                           "first is unknown offline: neither is dated)")
+    if later:
+        reason = "PathConflict" if ctx.policy.unique_paths else "HostnameConflict"
+        yield ctx.violation(
+            "blastradius/WaitingRoutesConflict",
+            f"creating {gateway.describe()} gives {len(later)} route(s) already waiting for it a "
+            f"{'path' if ctx.policy.unique_paths else 'hostname'} another namespace claimed first; the later "
+            f"claimants: {_names(list(later.values()))}",
+            field="spec.listeners", reason=reason,
+            fix="agree which namespace keeps each name and remove it from the other routes (they were applied before "
+                "the Gateway, so admission could not compare their listener hostnames)",
+        )
+
+
+def _conflicts_among(ctx: RuleContext, claims: list[Claim]) -> Iterator[tuple[Claim, Claim, bool]]:
+    """(later claim, earliest earlier claim, order known) for claims of different namespaces
+    that overlap: by hostname, and with ``unique: path`` by path too. Indexed by name."""
+    by_host: dict[str, list[Claim]] = {}
+    under: dict[str, list[Claim]] = {}
+    for claim in claims:
+        by_host.setdefault(claim.hostname, []).append(claim)
+        labels = claim.hostname.split(".")
+        for i in range(1, len(labels)):
+            under.setdefault(".".join(labels[i:]), []).append(claim)
+    for claim in claims:
+        labels = claim.hostname.split(".")
+        start = 1 if gw.is_wildcard(claim.hostname) else 0
+        candidates = list(by_host.get(claim.hostname, ()))
+        for i in range(start + 1, len(labels)):
+            candidates += by_host.get("*." + ".".join(labels[i:]), ())
+        if gw.is_wildcard(claim.hostname):
+            candidates += under.get(claim.hostname[2:], ())
+        earlier: list[Claim] = []
+        unknown: list[Claim] = []
+        for other in candidates:
+            if other.namespace == claim.namespace or not hostnames_overlap(other.hostname, claim.hostname):
+                continue
+            if ctx.policy.unique_paths and not any(
+                    gw.paths_overlap(p, q) for p in claim.paths for q in other.paths):
+                continue
+            first = claimed_before(ctx.state, other.claimant, claim.claimant)
+            (earlier if first else unknown if first is None else []).append(other)
+        if earlier:
+            yield claim, first_claimant(earlier), True
+        elif unknown and claim_order(claim.claimant) > claim_order(unknown[0].claimant):
+            yield claim, first_claimant(unknown), False

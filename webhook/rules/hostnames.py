@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .. import gatewayapi as gw
-from ..decision import Violation
+from ..decision import Mode, Violation
 from ..policy.placeholders import Resolved, describe_all, resolve_all
 from .attachment import parent_listeners
 from .context import RuleContext
-from .ownership import claim_order, claimed_before, overlapping_routes
+from .ownership import Claim, claim_order, earlier_rivals, first_claimant, route_claims
 from .placeholders import namespace_facts
 
 
@@ -107,8 +107,91 @@ def route_hostnames_are_allowed(ctx: RuleContext, route: gw.Route) -> Iterator[V
         )
 
 
+def claims(ctx: RuleContext, route: gw.Route) -> tuple[Claim, ...]:
+    """The route's claims (:func:`~webhook.rules.ownership.route_claims`), once per request."""
+    key = ("claims", id(route))
+    found = ctx.memo.get(key)
+    if found is None:
+        found = ctx.memo[key] = route_claims(ctx.state, route, attach=ctx.attachment)
+    return found
+
+
+def claim_governance(ctx: RuleContext, claim: Claim) -> bool | None:
+    """Whether the policy governs the Gateway of a claim: True, False, or None when it may
+    (the parent is not in the view and the policy selects Gateways by what only the
+    Gateway itself could tell, or by labels the view lacks)."""
+    kind, namespace, name = claim.gateway
+    if not claim.pending:
+        gateway = ctx.state.gateway(namespace, name)
+        return ctx.governance(gateway) if gateway is not None else False
+    ref = gw.ParentRef(gw.GROUP, kind, namespace, name)
+    if not ctx.may_govern(ref):
+        return False
+    match = ctx.policy.match
+    if match.everything:
+        return True
+    if kind == "Gateway" and ((namespace, name) in match.gateways or (None, name) in match.gateways
+                              or (match.namespaces is not None
+                                  and match.namespaces.contains(namespace, ctx.labels(namespace)) is True)):
+        return True
+    return None
+
+
+def rivals(ctx: RuleContext, claim: Claim, *, added: bool, listeners: bool = True) -> tuple[list[Claim], list[Claim]]:
+    """:func:`~webhook.rules.ownership.earlier_rivals`, once per request (every policy asks alike)."""
+    key = ("rivals", id(claim.claimant), claim.gateway, claim.hostname, claim.pending, added, listeners)
+    found = ctx.memo.get(key)
+    if found is None:
+        found = ctx.memo[key] = earlier_rivals(ctx.state, claim, added=added, listeners=listeners, memo=ctx.memo)
+    return found
+
+
+def _hostname_field(route: gw.Route, hostname: str) -> str:
+    for i, own in enumerate(route.hostnames):
+        if gw.hostname_matches(own, hostname) or gw.hostname_matches(hostname, own):
+            return f"spec.hostnames[{i}]"
+    return "spec.hostnames"
+
+
+def _where(claim: Claim, missing: str) -> str:
+    """How a claim's hostname came to be, and on which parent, for a message."""
+    text = f"hostname {claim.hostname}"
+    route = claim.route
+    if route is not None and not route.hostnames:
+        text += " (the listener's: a route that lists no hostnames takes its listener's)"
+    if claim.pending:
+        text += f" on {claim.describe_gateway()} (which {missing}; both routes name it)"
+    return text
+
+
+def _unsure(ctx: RuleContext, mine: Claim, theirs: Claim, governed: bool | None) -> str:
+    """Why a conflict may not be one, or "" when it is certain."""
+    if governed is None and mine.pending:
+        return (f"whether TenancyPolicy {ctx.policy.name} governs {mine.describe_gateway()} is unknown until it "
+                "exists")
+    if governed is None:
+        return (f"whether TenancyPolicy {ctx.policy.name} governs {mine.describe_gateway()} depends on labels of "
+                f"namespace {mine.gateway[1]} the view lacks")
+    if not mine.certain or not theirs.certain:
+        return "if both routes attach there (whether the listener admits them depends on namespace labels the " \
+               "view lacks)"
+    return ""
+
+
+def _conflict(ctx: RuleContext, rule: str, message: str, *, unsure: str, **kw: str) -> Violation:
+    if unsure:
+        return ctx.violation(rule, f"{message} ({unsure})", at_most=Mode.WARN, **kw)
+    return ctx.violation(rule, message, **kw)
+
+
 def route_hostnames_are_unclaimed(ctx: RuleContext, route: gw.Route, old: gw.Route | None) -> Iterator[Violation]:
     """A hostname belongs to the namespace that claimed it first, on the Gateways they share.
+
+    What a route claims are its effective hostnames on each Gateway it reaches, directly
+    or through a ListenerSet: its hostnames intersected with the listener's, or the
+    listener's when it lists none (:mod:`webhook.rules.ownership`). With
+    ``hostnames.unique: path`` namespaces may share a hostname by paths that do not
+    overlap (:func:`route_paths_are_unclaimed`).
 
     A route claims a hostname when it first lists it. A CREATE conflicts with the routes
     that claimed before it: every existing route at admission (the apiserver has just set
@@ -121,48 +204,123 @@ def route_hostnames_are_unclaimed(ctx: RuleContext, route: gw.Route, old: gw.Rou
     newer one serves would take it over). A conflict the route already had before the
     UPDATE is not new, and the engine's ratcheting turns it into a warning.
     """
-    if not ctx.policy.hostnames_unique or not route.hostnames:
+    if not ctx.policy.hostnames_unique:
         return
-    gateways = {g.key for g in _governed_gateways(ctx, route)}
-    if not gateways:
+    if ctx.policy.unique_paths:
+        yield from route_paths_are_unclaimed(ctx, route, old)
         return
-    kept = set(old.hostnames) if old is not None else set()
-    for i, hostname in enumerate(route.hostnames):
-        added = old is not None and hostname not in kept
-        claimants = {
-            other.key: other
-            for other in overlapping_routes(ctx.state, hostname)
-            if other.namespace != route.namespace and not other.gateway_keys.isdisjoint(gateways)
-        }.values()
-        # A hostname an UPDATE adds conflicts with every claimant; one the route had, or a
-        # CREATE's, with those that claimed before it (None: offline, nobody can tell).
-        first = {id(o): True if added else claimed_before(ctx.state, o, route) for o in claimants}
-        rivals = [other for other in claimants if first[id(other)]]
-        if not rivals:
-            yield from _owner_unknown(ctx, hostname, i, [o for o in claimants if first[id(o)] is None])
+    kept = {(c.gateway, c.hostname) for c in claims(ctx, old)} if old is not None else set()
+    found: dict[str, Violation] = {}
+    for claim in claims(ctx, route):
+        governed = claim_governance(ctx, claim)
+        if governed is False or claim.hostname in found:
             continue
-        owner = min(rivals, key=claim_order)
-        overlap = [h for h in owner.hostnames if gw.hostname_matches(h, hostname) or gw.hostname_matches(hostname, h)]
-        yield ctx.violation(
-            "hostnames/HostnameConflict",
-            f"hostname {hostname} is already served by namespace {owner.namespace} ({owner.describe()}, "
-            f"hostname {', '.join(overlap)})",
-            field=f"spec.hostnames[{i}]",
-            subject=hostname,
+        added = old is not None and (claim.gateway, claim.hostname) not in kept
+        earlier, unknown = rivals(ctx, claim, added=added)
+        if not earlier:
+            if unknown:
+                found[claim.hostname] = _owner_unknown(ctx, claim.hostname, _hostname_field(route, claim.hostname),
+                                                       unknown)
+            continue
+        field = _hostname_field(route, claim.hostname)
+        owner = first_claimant(earlier)
+        overlap = (owner.claimant.hostnames if owner.route is not None else (owner.hostname,))
+        overlap = [h for h in overlap if gw.hostname_matches(h, claim.hostname) or gw.hostname_matches(claim.hostname, h)]
+        found[claim.hostname] = _conflict(
+            ctx, "hostnames/HostnameConflict",
+            f"{_where(claim, ctx.state.missing)} is already served by namespace {owner.namespace} ({owner.describe()}, "
+            f"hostname {', '.join(overlap) or owner.hostname})",
+            unsure=_unsure(ctx, claim, owner, governed),
+            field=field,
+            subject=claim.hostname,
             fix=f"choose another hostname, or agree with the owners of namespace {owner.namespace} to move it",
         )
+    yield from found.values()
 
 
-def _owner_unknown(ctx: RuleContext, hostname: str, index: int, others: list[gw.Route]) -> Iterator[Violation]:
+def route_paths_are_unclaimed(ctx: RuleContext, route: gw.Route, old: gw.Route | None) -> Iterator[Violation]:
+    """With ``hostnames.unique: path``: namespaces share a hostname only by paths that do not overlap.
+
+    A path match of the route conflicts with an overlapping path match another namespace
+    serves on the same hostname and Gateway (PathPrefix ``/store`` overlaps
+    ``/store/cart`` and ``Exact /store``, never ``/storefront``); the first claimant of a
+    path owns it. A ``RegularExpression`` path is implementation-specific: an overlap
+    with it is possible, never certain, and only warns. A route without path matches,
+    and a TLSRoute, takes every path of its hostnames. On UPDATE a path the route already
+    had on a hostname conflicts with earlier claimants only.
+    """
+    kept = {(c.gateway, c.hostname, p.type, p.value) for c in claims(ctx, old) for p in c.paths} if old else set()
+    found: dict[str, Violation] = {}
+    for claim in claims(ctx, route):
+        governed = claim_governance(ctx, claim)
+        if governed is False:
+            continue
+        found_rivals: dict[bool, tuple[list[Claim], list[Claim]]] = {}
+        for path in claim.paths:
+            subject = f"{claim.hostname} {path.describe()}"
+            if subject in found:
+                continue
+            added = old is not None and (claim.gateway, claim.hostname, path.type, path.value) not in kept
+            if added not in found_rivals:
+                found_rivals[added] = rivals(ctx, claim, added=added, listeners=False)
+            earlier, unknown = found_rivals[added]
+            finding = _path_finding(ctx, claim, path, earlier, unknown, governed)
+            if finding is not None:
+                found[subject] = finding
+    yield from found.values()
+
+
+def _overlapping(path: gw.PathMatch, others: list[Claim]) -> tuple[list[tuple[Claim, gw.PathMatch]], list[tuple[Claim, gw.PathMatch]]]:
+    """(certain overlaps, possible overlaps) of ``path`` with the paths of ``others``."""
+    sure: list[tuple[Claim, gw.PathMatch]] = []
+    maybe: list[tuple[Claim, gw.PathMatch]] = []
+    for other in others:
+        for theirs in other.paths:
+            verdict = gw.paths_overlap(path, theirs)
+            if verdict:
+                sure.append((other, theirs))
+            elif verdict is None:
+                maybe.append((other, theirs))
+    return sure, maybe
+
+
+def _path_finding(ctx: RuleContext, claim: Claim, path: gw.PathMatch, earlier: list[Claim], unknown: list[Claim],
+                  governed: bool | None) -> Violation | None:
+    subject = f"{claim.hostname} {path.describe()}"
+    sure, maybe = _overlapping(path, earlier)
+    fix = "serve paths the other namespace does not, or agree with its owners to move them"
+    what = "the whole host" if path == gw.paths.WHOLE_HOST else f"path {path.describe()}"
+    if sure:
+        owner, theirs = min(sure, key=lambda pair: claim_order(pair[0].claimant))
+        return _conflict(
+            ctx, "hostnames/PathConflict",
+            f"{what} on {_where(claim, ctx.state.missing)} overlaps {theirs.describe()}, which namespace {owner.namespace} already "
+            f"serves there ({owner.describe()})",
+            unsure=_unsure(ctx, claim, owner, governed), field=path.field, subject=subject, fix=fix)
+    if maybe:
+        owner, theirs = min(maybe, key=lambda pair: claim_order(pair[0].claimant))
+        return ctx.violation(
+            "hostnames/PathConflict",
+            f"{what} on {_where(claim, ctx.state.missing)} may overlap {theirs.describe()}, which namespace {owner.namespace} already "
+            f"serves there ({owner.describe()}): a RegularExpression (or a gRPC method without service) is "
+            "implementation-specific, so whether they overlap is for the implementation to say",
+            at_most=Mode.WARN, field=path.field, subject=subject,
+            fix="use Exact or PathPrefix paths, which routewarden can compare, or " + fix)
+    tied, _ = _overlapping(path, unknown)
+    if tied:
+        return _owner_unknown(ctx, f"{claim.hostname} ({what})", path.field, [c for c, _ in tied])
+    return None
+
+
+def _owner_unknown(ctx: RuleContext, hostname: str, field: str, others: list[Claim]) -> Violation:
     """Offline, a claim no date orders: a warning on both claimants, naming each other."""
-    if not others:
-        return
-    names = "; ".join(f"namespace {o.namespace} ({o.describe()})" for o in sorted(others, key=claim_order))
-    yield ctx.violation(
+    names = "; ".join(dict.fromkeys(f"namespace {o.namespace} ({o.describe()})"
+                                    for o in sorted(others, key=lambda c: claim_order(c.claimant))))
+    return ctx.violation(
         "hostnames/HostnameOwnerUnknown",
         f"hostname {hostname} is also claimed by {names}; ownership cannot be decided offline: neither route "
         "carries a creationTimestamp, so which one claimed it first is unknown",
-        field=f"spec.hostnames[{index}]",
+        field=field,
         subject=hostname,
         fix="check against what already exists (routewarden check --baseline <the target branch>, or --cluster): "
             "then the route that is new is the one denied HostnameConflict",

@@ -37,7 +37,7 @@ from ..policy.placeholders import describe_all
 from .context import RuleContext
 from .gateways import LISTENER_GUARDRAILS
 from .hostnames import allowed_patterns, hostname_allowed
-from .ownership import overlapping_routes
+from .ownership import Claim, rival_claims
 
 Owner = gw.Gateway | gw.ListenerSet
 
@@ -222,18 +222,6 @@ def _overlap(a: str, b: str) -> bool:
     return gw.hostname_matches(a, b) or gw.hostname_matches(b, a)
 
 
-def _reaches(ctx: RuleContext, route: gw.Route, gateway: gw.Gateway) -> bool:
-    """Whether a route names the Gateway, directly or through one of its ListenerSets."""
-    for ref in route.parent_refs:
-        if ref.is_gateway and ref.gateway_key == gateway.key:
-            return True
-        if ref.is_listenerset:
-            listener_set = ctx.state.listenerset(ref.namespace, ref.name)
-            if listener_set is not None and listener_set.parent == gateway.key:
-                return True
-    return False
-
-
 def _rivals(
     ctx: RuleContext, listener_set: gw.ListenerSet, gateway: gw.Gateway, hostname: str
 ) -> Iterator[tuple[tuple[str, str, str, str], str, str]]:
@@ -245,13 +233,15 @@ def _rivals(
             if listener.hostname and listener.protocol in gw.HOSTNAME_PROTOCOLS and _overlap(listener.hostname, hostname):
                 yield (_claim_order("ListenerSet", other.meta), other.namespace,
                        f"{listener.describe()} of {other.describe()}")
+    # What routes serve on the Gateway (directly or through any of its sets): their
+    # effective hostnames, so a route without hostnames claims its listener's.
     seen = set()
-    for route in overlapping_routes(ctx.state, hostname):
-        if route.key in seen or route.namespace == listener_set.namespace or not _reaches(ctx, route, gateway):
+    for claim in rival_claims(ctx.state, Claim(listener_set, ("Gateway", *gateway.key), hostname)):
+        route = claim.route
+        if route is None or route.key in seen or route.namespace == listener_set.namespace:
             continue
         seen.add(route.key)
-        names = ", ".join(h for h in route.hostnames if _overlap(h, hostname))
-        yield _claim_order(route.kind, route.meta), route.namespace, f"{route.describe()}, hostname {names}"
+        yield _claim_order(route.kind, route.meta), route.namespace, f"{route.describe()}, hostname {claim.hostname}"
 
 
 def listener_hostnames_are_owned(

@@ -47,6 +47,15 @@ def _parent_domains(hostname: str) -> list[str]:
     return [".".join(labels[i:]) for i in range(1, len(labels))]
 
 
+def _hostnameless_keys(route: gw.Route) -> set[tuple[tuple[str, str, str], tuple[str | None, int | None]]]:
+    """The (parent, (sectionName, port)) under which a route without hostnames is indexed
+    (none for a route with hostnames)."""
+    if route.hostnames or route.kind not in gw.HOSTNAME_ROUTE_KINDS:
+        return set()
+    return {((ref.kind, ref.namespace, ref.name), (ref.section_name, ref.port))
+            for ref in route.parent_refs if ref.is_gateway or ref.is_listenerset}
+
+
 def _discard(index: dict[Any, set[Any]], key: Any, value: Any) -> None:
     bucket = index.get(key)
     if bucket is not None:
@@ -69,6 +78,11 @@ class ClusterState:
         self._listenersets: dict[Key, gw.ListenerSet] = {}
         # (namespace, name) of a ListenerSet -> routes with a parentRef naming it
         self._routes_by_listenerset: dict[Key, set[tuple[str, str, str]]] = defaultdict(set)
+        # (parent kind, namespace, name) of a Gateway or ListenerSet parentRef -> (sectionName,
+        # port) -> routes matching on hostnames that list none: they take the hostnames of the
+        # listeners the parentRef selects (hostname ownership, rules/ownership.py)
+        self._hostnameless_by_parent: dict[tuple[str, str, str], dict[tuple[str | None, int | None],
+                                                                       set[tuple[str, str, str]]]] = defaultdict(dict)
         # namespace -> routes in other namespaces that reference objects in it (ReferenceGrant blast radius)
         self._routes_by_ref_namespace: dict[str, set[tuple[str, str, str]]] = defaultdict(set)
         # domain suffix -> routes with a hostname strictly under it (wildcard ownership checks)
@@ -187,6 +201,8 @@ class ClusterState:
                     self._routes_by_parent[ref.gateway_key].add(rkey)
                 elif ref.is_listenerset:
                     self._routes_by_listenerset[ref.gateway_key].add(rkey)
+            for parent, selector in _hostnameless_keys(route):
+                self._hostnameless_by_parent[parent].setdefault(selector, set()).add(rkey)
             for ns in {b.namespace for b in route.backend_refs if b.namespace != key[0]}:
                 self._routes_by_ref_namespace[ns].add(rkey)
         elif kind == "ReferenceGrant":
@@ -218,6 +234,12 @@ class ClusterState:
                         _discard(self._routes_by_parent, ref.gateway_key, rkey)
                     elif ref.is_listenerset:
                         _discard(self._routes_by_listenerset, ref.gateway_key, rkey)
+                for parent, selector in _hostnameless_keys(route):
+                    by_selector = self._hostnameless_by_parent.get(parent)
+                    if by_selector is not None:
+                        _discard(by_selector, selector, rkey)
+                        if not by_selector:
+                            del self._hostnameless_by_parent[parent]
                 for ns in {b.namespace for b in route.backend_refs if b.namespace != key[0]}:
                     _discard(self._routes_by_ref_namespace, ns, rkey)
         elif kind == "ReferenceGrant":
@@ -291,6 +313,23 @@ class ClusterState:
     def routes_attached_to(self, namespace: str, name: str) -> tuple[gw.Route, ...]:
         """Routes with a parentRef naming Gateway ``namespace/name``."""
         keys = self._routes_by_parent.get((namespace, name), ())
+        return tuple(self._routes[k] for k in sorted(keys) if k in self._routes)
+
+    def has_routes_without_hostnames(self, kind: str, namespace: str, name: str) -> bool:
+        """Whether some route that lists no hostnames names ``kind`` ``namespace/name`` as a parent."""
+        return bool(self._hostnameless_by_parent.get((kind, namespace, name)))
+
+    def routes_without_hostnames(self, kind: str, namespace: str, name: str, listener: gw.Listener) -> tuple[gw.Route, ...]:
+        """Routes that list no hostnames (of the kinds that match on them) with a parentRef to
+        ``kind`` (Gateway or ListenerSet) ``namespace/name`` that selects ``listener``: four
+        lookups, by neither, either or both of its name and port."""
+        by_selector = self._hostnameless_by_parent.get((kind, namespace, name))
+        if not by_selector:
+            return ()  # the usual answer: asked for every listener whose hostname a claim overlaps
+        keys: set[tuple[str, str, str]] = set()
+        for section in (None, listener.name):
+            for port in (None, listener.port) if listener.port is not None else (None,):
+                keys.update(by_selector.get((section, port), ()))
         return tuple(self._routes[k] for k in sorted(keys) if k in self._routes)
 
     def listenersets_of(self, namespace: str, name: str) -> tuple[dict[str, Any], ...]:
