@@ -148,6 +148,10 @@ CASES = [
          says=("HTTPRoute other/shop",)),
     case("set-route-elsewhere", "Another name through the set: allowed.",
          route("team", "mine", via("platform", "infra"), ["mine.shop.example.com"])),
+    case("same-second-newcomer-sorting-first", "A CREATE in the very second an existing route was created, whose "
+         "namespace sorts first: still the newcomer, denied (whole-second timestamps must not hand the name over).",
+         route("aaa", "grab", on("http"), ["zz.example.com"]), denied=(CONFLICT,), says=("namespace zeta",),
+         extra=(namespace("aaa"), route("zeta", "zz", on("http"), ["zz.example.com"], created=NOW)), online=True),
     case("gamma-parent-named-like-the-set", "A mesh route whose Service parent shares the set's name claims nothing.",
          route("team", "mesh", {"group": "", "kind": "Service", "name": "ls", "namespace": "other"},
                ["app.example.com"])),

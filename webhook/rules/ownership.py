@@ -320,14 +320,24 @@ def claimed_before(
 ) -> bool | None:
     """Whether ``first`` claimed before ``second`` (by ``order``); None when nobody can tell.
 
-    Online every stored object is dated and the answer is ``order``'s. Offline, two dated
-    objects compare by date; otherwise one that is new (added by the change, or a request
-    the view does not hold) is newer than one that is not, a dated object is older than
-    an undated one of the same age, and two undated objects of the same age have no
-    order: a tie that only a baseline or the cluster can break.
+    Online every stored object is dated and the answer is ``order``'s, with one exception
+    for claims (:func:`claim_order`): an object being created (a request the view does not
+    hold) is newer than every object that exists, even one created in the same second
+    whose namespace or name sorts after it. Timestamps have whole seconds, and the
+    tie-break by name must not hand a name someone serves to a newcomer. (Orders that
+    predict what the controller decides, such as the spec's acceptance order, keep the
+    tie-break: the controller applies it.) Offline, two dated objects compare by date;
+    otherwise one that is new (added by the change, or a request the view does not
+    hold) is newer than one that is not, a dated object is older than an undated one of
+    the same age, and two undated objects of the same age have no order: a tie that only
+    a baseline or the cluster can break.
     """
     dated = (bool(first.meta.creation_timestamp), bool(second.meta.creation_timestamp))
-    if not state.offline or all(dated):
+    if not state.offline:
+        if order is claim_order and _is_new(state, first) != _is_new(state, second):
+            return _is_new(state, second)
+        return order(first) < order(second)
+    if all(dated):
         return order(first) < order(second)
     new = (_is_new(state, first), _is_new(state, second))
     if new[0] != new[1]:
