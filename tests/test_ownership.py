@@ -267,6 +267,14 @@ CASES = [
     case("no-parents", "A route with no parentRefs (a delegation child selected by its parent) is judged, as a "
          "warning.", route("team", "orphan", None, backend_namespace="other"), warned=(REF,),
          says=("it has no parentRefs",)),
+    case("delegating-parent-without-grant", "A parent route delegating to routes in another namespace (kgateway) "
+         "without a grant: delegation is an implementation's extension, so only a warning.",
+         route("infra", "delegator", on("http"), ["delegate2.example.com"], rules=[{"backendRefs": [
+             {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "*", "namespace": "team"}]}]),
+         warned=(REF,), says=("route delegation, an implementation's extension",)),
+    case("delegating-parent-service-without-grant", "The same parent's Service in another namespace without a grant: "
+         "refused, as the spec says.",
+         route("infra", "delegator", on("http"), ["delegate2.example.com"], backend_namespace="other"), denied=(REF,)),
     case("mesh-route", "A mesh route (Service parent) is judged by match-everything policies only.",
          route("team", "mesh", {"group": "", "kind": "Service", "name": "web"}, backend_namespace="other")),
 ]

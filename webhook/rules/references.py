@@ -35,7 +35,7 @@ def references_are_granted(
             group = ref.group or '""'
             # ``*`` would be YAML's alias marker and match only an object named "*": omit the name instead.
             name = f", name: {ref.name}" if ref.name and ref.name != "*" else ""
-            yield ctx.violation(
+            finding = ctx.violation(
                 "references/RefNotPermitted",
                 f"{ref.describe()} is in another namespace and no ReferenceGrant in {ref.namespace} allows "
                 f"{from_kind} from namespace {from_namespace} to refer to it",
@@ -47,6 +47,13 @@ def references_are_granted(
                     f"{{group: {group}, kind: {ref.kind}{name}}}"
                 ),
             )
+            if ref.group == gw.GROUP and ref.kind in gw.ROUTE_KINDS:
+                # A backendRef to a route is route delegation (kgateway's, for one), which the
+                # spec does not define: whether it needs a grant is the implementation's to say.
+                finding = finding.softened(
+                    "a backendRef to a route is route delegation, an implementation's extension: whether it "
+                    "needs a ReferenceGrant is the implementation's to say")
+            yield finding
 
 
 def route_references_are_granted(ctx: RuleContext, route: gw.Route, *, governed: bool) -> Iterator[Violation]:
