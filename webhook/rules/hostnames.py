@@ -318,10 +318,10 @@ def _owner_unknown(ctx: RuleContext, hostname: str, field: str, others: list[Cla
                                     for o in sorted(others, key=lambda c: claim_order(c.claimant))))
     return ctx.violation(
         "hostnames/HostnameOwnerUnknown",
-        f"hostname {hostname} is also claimed by {names}; ownership cannot be decided offline: neither route "
+        f"hostname {hostname} is also claimed by {names}; ownership cannot be decided offline: neither claimant "
         "carries a creationTimestamp, so which one claimed it first is unknown",
         field=field,
         subject=hostname,
         fix="check against what already exists (routewarden check --baseline <the target branch>, or --cluster): "
-            "then the route that is new is the one denied HostnameConflict",
+            "then the claim that is new is the one denied HostnameConflict",
     )
