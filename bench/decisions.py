@@ -77,11 +77,12 @@ def summary(ns: list[int]) -> dict[str, float]:
             "calls": len(ordered)}
 
 
-def micro(state: ClusterState, size: generate.Size, *, iterations: int) -> dict[str, dict[str, float]]:
+def micro(state: ClusterState, size: generate.Size, *, iterations: int,
+          workloads: tuple[str, ...] = generate.WORKLOADS) -> dict[str, dict[str, float]]:
     """Median and p99 of ``decide()`` per workload on ``state``."""
     policy_set = policies()
     out = {}
-    for workload in generate.WORKLOADS:
+    for workload in workloads:
         requests = parsed(workload, 256, size)
         decisions = [decide(r, policy_set, state, webhook=w) for w, r in requests]
         if not all(d.allowed and not d.violations for d in decisions):
@@ -101,7 +102,7 @@ def scale(routes: int, *, iterations: int, seed: int = 1) -> dict[str, Any]:
     gc.collect()
     after = rss_kib()
     objects = sum(state.count(k) for k in ("Namespace", "Gateway", "GatewayClass", "HTTPRoute", "ReferenceGrant"))
-    timing = micro(state, size, iterations=iterations)["route-create"]
+    timing = micro(state, size, iterations=iterations, workloads=("route-create",))["route-create"]
     return {"routes": routes, "namespaces": size.namespaces, "grants": size.grants, "objects": objects,
             "load_seconds": round(load_seconds, 2), "rss_mib": round(after / 1024, 1),
             "state_mib": round((after - before) / 1024, 1),

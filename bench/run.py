@@ -41,6 +41,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import generate
+import pyspy
 from decisions import rss_kib
 
 WORKLOADS = ("route-create", "service-update", "mix")
@@ -127,14 +128,29 @@ class Servers:
                 process.kill()
 
 
+def _suffixed(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name + suffix)
+
+
 def load(servers: Servers, name: str, requests: Path, *, mode: str, duration: float, warmup: float,
-         connections: int, rate: float = 0.0) -> dict[str, Any]:
+         connections: int, rate: float = 0.0, profile: Path | None = None) -> dict[str, Any]:
+    """One load generator run against server ``name``; with ``profile``, py-spy samples it meanwhile."""
     command = [sys.executable, str(HERE / "loadgen.py"), "--port", str(servers.ports[name]),
                "--ca", str(servers.certs / "ca.crt"), "--requests", str(requests), "--mode", mode,
-               "--duration", str(duration), "--warmup", str(warmup), "--connections", str(connections)]
+               "--duration", str(duration), "--warmup", str(warmup), "--connections", str(connections),
+               "--server-pid", str(servers.pid(name))]
     if mode == "open":
         command += ["--rate", f"{rate:.1f}"]
+    sampler = None
+    if profile is not None:
+        sampler = pyspy.record(servers.pid(name), _suffixed(profile, ".folded"), seconds=warmup + duration)
     out = subprocess.run(command, check=True, capture_output=True, cwd=REPO, text=True)
+    if sampler is not None:
+        _, errors = sampler.communicate()
+        if sampler.returncode:
+            print(f"py-spy failed: {errors.decode(errors='replace')[-500:]}", file=sys.stderr)
+        else:
+            _suffixed(profile, ".top.txt").write_text(pyspy.top_table(_suffixed(profile, ".folded")) + "\n")
     return json.loads(out.stdout)
 
 
@@ -164,6 +180,15 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}" if b else "-"
 
 
+def _cpu(run: dict[str, Any]) -> float:
+    return run.get("server_cpu_us_per_request") or 0.0
+
+
+def _us(run: dict[str, Any], side: str) -> str:
+    value = run.get(f"{side}_cpu_us_per_request")
+    return "-" if value is None else f"{value:.0f}"
+
+
 def http_tables(results: dict[str, Any]) -> str:
     rows = []
     labels = {"closed": "closed", "open": "open@{rate:.0f}/s", "open-rw": "open@{rate:.0f}/s (½ rw max)"}
@@ -177,9 +202,11 @@ def http_tables(results: dict[str, Any]) -> str:
                          f"{r['p50_ms']:.2f}", f"{b['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", f"{b['p99_ms']:.2f}",
                          ratio(r["p99_ms"], b["p99_ms"]), f"{r['p999_ms']:.2f}", f"{b['p999_ms']:.2f}",
                          r["errors"] + r["denied"] + r["unfinished"] + b["errors"] + b["denied"] + b["unfinished"],
-                         f"{r['client_cpu_us_per_request']:.0f}/{b['client_cpu_us_per_request']:.0f}"])
+                         f"{_us(r, 'server')}/{_us(b, 'server')}", ratio(_cpu(b), _cpu(r)),
+                         f"{_us(r, 'client')}/{_us(b, 'client')}"])
     head = ["workload", "mode", "rw req/s", "base req/s", "ratio", "rw p50", "base p50", "rw p99", "base p99",
-            "p99 ratio", "rw p999", "base p999", "failed", "client µs/req rw/base"]
+            "p99 ratio", "rw p999", "base p999", "failed", "server µs/req rw/base", "cpu base/rw",
+            "client µs/req rw/base"]
     return table(head, rows)
 
 
@@ -197,16 +224,84 @@ def report(results: dict[str, Any]) -> str:
            "", "Engine only: decide() per review (µs)",
            table(["workload", "median", "p99"],
                  [[w, v["median_us"], v["p99_us"]] for w, v in results["engine"].items()]),
-           "", "Scaling: decide() for the HTTPRoute CREATE, and the memory of the cluster view",
-           table(["routes", "namespaces", "grants", "objects", "load s", "median µs", "p99 µs", "state MiB",
-                  "KiB/object"],
+           "", ("Scaling: decide() for the HTTPRoute CREATE, and the memory of the cluster view "
+                "(each size in a fresh process; RSS = the whole process with the view loaded)"),
+           table(["routes", "namespaces", "grants", "objects", "load s", "median µs", "p99 µs", "RSS MiB",
+                  "state MiB", "KiB/object"],
                  [[s["routes"], s["namespaces"], s["grants"], s["objects"], s["load_seconds"], s["median_us"],
-                   s["p99_us"], s["state_mib"], s["kib_per_object"]] for s in results["scaling"]])]
+                   s["p99_us"], s["rss_mib"], s["state_mib"], s["kib_per_object"]] for s in results["scaling"]])]
     if len(results["scaling"]) > 1:
         first, last = results["scaling"][0], results["scaling"][-1]
         out.append(f"median at {last['routes']} routes / at {first['routes']}: "
                    f"{last['median_us'] / first['median_us']:.2f}")
+    out += ["", "Targets (this run)", table(["target", "measured", "status"], targets(results))]
     return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------- targets
+MIX_RATIO, WORKLOAD_RATIO = 0.50, 0.45
+DECIDE_MEDIAN_US, DECIDE_GROWTH = 40.0, 1.20
+SMALL_ROUTES, LARGE_ROUTES = 1_000, 100_000
+KIB_PER_OBJECT, LARGE_RSS_MIB = 2.5, 500.0
+P99_RATIO = 2.0
+
+
+def _status(met: bool | None, why: str = "") -> str:
+    if met is None:
+        return f"not measured{f' ({why})' if why else ''}"
+    return "met" if met else "NOT MET"
+
+
+def targets(results: dict[str, Any]) -> list[list[str]]:
+    """``[target, measured, status]`` for every target of the benchmark, from one run's results."""
+    rows: list[list[str]] = []
+    http = results.get("http", {})
+    quick = "full bench only" if results.get("quick") else "not run"
+
+    def throughput(workload: str, floor: float) -> None:
+        run = http.get(workload, {}).get("closed")
+        name = f"{workload} closed-loop throughput ratio ≥ {floor:.2f}"
+        if not run:
+            rows.append([name, "-", _status(None, "not run")])
+            return
+        value = run["routewarden"]["rps"] / run["baseline"]["rps"]
+        rows.append([name, f"{value:.2f}", _status(value >= floor)])
+
+    throughput("mix", MIX_RATIO)
+    throughput("route-create", WORKLOAD_RATIO)
+    throughput("service-update", WORKLOAD_RATIO)
+
+    engine = results.get("engine", {}).get("route-create")
+    name = f"decide() median, HTTPRoute CREATE at 10k routes ≤ {DECIDE_MEDIAN_US:.0f} µs"
+    rows.append([name, f"{engine['median_us']} µs", _status(engine["median_us"] <= DECIDE_MEDIAN_US)] if engine
+                else [name, "-", _status(None, "not run")])
+
+    by_routes = {s["routes"]: s for s in results.get("scaling", [])}
+    small, large = by_routes.get(SMALL_ROUTES), by_routes.get(LARGE_ROUTES)
+    name = f"decide() median at {LARGE_ROUTES // 1000}k routes / at {SMALL_ROUTES // 1000}k ≤ {DECIDE_GROWTH:.2f}"
+    if small and large:
+        growth = large["median_us"] / small["median_us"]
+        rows.append([name, f"{growth:.2f}", _status(growth <= DECIDE_GROWTH)])
+    else:
+        rows.append([name, "-", _status(None, quick)])
+
+    name = f"memory per stored object ≤ {KIB_PER_OBJECT} KiB (at {LARGE_ROUTES // 1000}k routes)"
+    rows.append([name, f"{large['kib_per_object']} KiB", _status(large["kib_per_object"] <= KIB_PER_OBJECT)]
+                if large else [name, "-", _status(None, quick)])
+    name = (f"RSS with {LARGE_ROUTES // 1000}k routes, {LARGE_ROUTES // 5000}k namespaces, "
+            f"{LARGE_ROUTES // 2000}k grants < {LARGE_RSS_MIB:.0f} MiB")
+    rows.append([name, f"{large['rss_mib']} MiB", _status(large["rss_mib"] < LARGE_RSS_MIB)]
+                if large else [name, "-", _status(None, quick)])
+
+    run = http.get("mix", {}).get("open-rw")
+    name = f"mix p99 at half routewarden's maximum ≤ {P99_RATIO:g}× the baseline's p99 at that rate"
+    if run:
+        value = run["routewarden"]["p99_ms"] / run["baseline"]["p99_ms"]
+        measured = f"{value:.2f} ({run['routewarden']['p99_ms']:.2f} / {run['baseline']['p99_ms']:.2f} ms)"
+        rows.append([name, measured, _status(value <= P99_RATIO)])
+    else:
+        rows.append([name, "-", _status(None, "not run")])
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -216,11 +311,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=1.5, help="seconds of load before measuring")
     parser.add_argument("--connections", type=int, default=8, help="keep-alive connections (the apiserver's)")
     parser.add_argument("--routes", type=int, default=10_000)
-    parser.add_argument("--scale", type=int, nargs="+", default=[1_000, 10_000, 50_000])
+    parser.add_argument("--scale", type=int, nargs="+", default=[SMALL_ROUTES, 10_000, LARGE_ROUTES],
+                        help="route counts of the scaling table (each with routes/5 namespaces, routes/2 grants)")
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
                         help="event loop of both servers (default: uvloop, as `routewarden serve` uses)")
     parser.add_argument("--no-engine", action="store_true", help="skip the engine-only benchmarks")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="sample routewarden with py-spy during each closed-loop run into DIR "
+                             "(bench/pyspy.py; py-spy takes CPU from the servers, so compare no figures "
+                             "of a profiled run)")
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.warmup, args.routes = 2.0, 0.5, 1_000
@@ -230,8 +330,10 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cores": os.cpu_count(), "load_before": round(os.getloadavg()[0], 2)},
         "size": {"routes": size.routes, "namespaces": size.namespaces, "gateways": size.gateways,
                  "grants": size.grants},
-        "loop": args.loop, "workloads": WORKLOADS, "http": {},
+        "loop": args.loop, "workloads": WORKLOADS, "http": {}, "quick": args.quick,
     }
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="routewarden-bench-") as tmp:
         work = Path(tmp)
         state = work / "state"
@@ -249,7 +351,11 @@ def main(argv: list[str] | None = None) -> int:
             for workload in WORKLOADS:
                 http = results["http"][workload] = {"closed": {}, "open": {}}
                 for name in ("baseline", "routewarden"):
-                    http["closed"][name] = load(servers, name, requests[workload], mode="closed", **common)
+                    profile = None
+                    if args.profile:
+                        profile = args.profile / (workload if name == "routewarden" else f"{workload}.{name}")
+                    http["closed"][name] = load(servers, name, requests[workload], mode="closed", profile=profile,
+                                                **common)
                     print(f"{workload} closed {name}: {http['closed'][name]}", file=sys.stderr)
                 # The target: latency at half the baseline's maximum. For the mix, also at half
                 # routewarden's own maximum, which shows its latency when it is not overloaded.

@@ -5,8 +5,10 @@ Structure only, never timings (bench/run.py prints those; the machine is shared)
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -17,6 +19,8 @@ sys.path.insert(0, str(BENCH))
 import decisions
 import generate
 import loadgen
+import pyspy
+import run
 
 SMALL = generate.Size(routes=60, namespaces=12, gateways=5, grants=30)
 
@@ -86,3 +90,68 @@ def test_stored_requests_read_back_byte_for_byte(tmp_path):
 def test_the_client_reads_the_content_length(head, length):
     """The raw client finds a response's length whatever the header's case and spacing."""
     assert loadgen.content_length(head) == length
+
+
+def run_results(*, mix: float, route: float, service: float, median: float, small: float, large: float | None,
+                kib: float, rss: float, p99: tuple[float, float], quick: bool = False) -> dict[str, Any]:
+    """What bench/run.py collects, with the figures each target reads."""
+    def closed(r: float) -> dict[str, Any]:
+        return {"closed": {"routewarden": {"rps": 1000 * r}, "baseline": {"rps": 1000.0}}}
+
+    http = {"route-create": closed(route), "service-update": closed(service), "mix": closed(mix)}
+    http["mix"]["open-rw"] = {"routewarden": {"p99_ms": p99[0]}, "baseline": {"p99_ms": p99[1]}}
+    scaling = [{"routes": 1_000, "median_us": small, "kib_per_object": kib, "rss_mib": 40.0}]
+    if large is not None:
+        scaling.append({"routes": 100_000, "median_us": large, "kib_per_object": kib, "rss_mib": rss})
+    return {"http": http, "engine": {"route-create": {"median_us": median}}, "scaling": scaling, "quick": quick}
+
+
+def statuses(results: dict[str, Any]) -> list[str]:
+    return [status for _, _, status in run.targets(results)]
+
+
+def test_the_benchmark_reports_every_target_met_when_the_figures_are_within():
+    """Figures at or inside every bound read as met, one row per target of the issue."""
+    results = run_results(mix=0.5, route=0.45, service=0.6, median=40.0, small=30.0, large=36.0, kib=2.5,
+                          rss=499.0, p99=(4.0, 2.0))
+    assert statuses(results) == ["met"] * 8
+
+
+@pytest.mark.parametrize(("change", "row"), [
+    ({"mix": 0.49}, 0), ({"route": 0.44}, 1), ({"service": 0.3}, 2), ({"median": 40.1}, 3), ({"large": 36.1}, 4),
+    ({"kib": 2.6}, 5), ({"rss": 500.0}, 6), ({"p99": (4.1, 2.0)}, 7),
+])
+def test_a_figure_past_its_bound_is_reported_not_met(change, row):
+    """Each target turns NOT MET on its own figure, and only that one."""
+    figures = {"mix": 0.5, "route": 0.45, "service": 0.6, "median": 40.0, "small": 30.0, "large": 36.0, "kib": 2.5,
+               "rss": 499.0, "p99": (4.0, 2.0)} | change
+    assert statuses(run_results(**figures)) == ["NOT MET" if i == row else "met" for i in range(8)]
+
+
+def test_the_quick_run_says_which_targets_only_the_full_bench_measures():
+    """Without the 100k-route size, the growth, memory and RSS targets are not measured, and say why."""
+    results = run_results(mix=0.5, route=0.5, service=0.5, median=1.0, small=1.0, large=None, kib=1.0, rss=1.0,
+                          p99=(1.0, 1.0), quick=True)
+    assert statuses(results)[4:7] == ["not measured (full bench only)"] * 3
+
+
+def test_the_profile_table_sums_own_and_total_time_per_function(tmp_path):
+    """Collapsed stacks become own and total percentages, and each sample counts in one area."""
+    folded = tmp_path / "p.folded"
+    folded.write_text(
+        "run (asyncio/runners.py);admit (webhook/handlers.py);decide (webhook/engine.py) 6\n"
+        "run (asyncio/runners.py);admit (webhook/handlers.py);decode_review (webhook/admission.py) 3\n"
+        "run (asyncio/runners.py);data_received (aiohttp/web_protocol.py) 1\n")
+    samples, rows = pyspy.top(pyspy.read_folded(folded))
+    assert samples == 10
+    assert rows == [("webhook/engine.py:decide", 60.0, 60.0), ("webhook/admission.py:decode_review", 30.0, 30.0),
+                    ("web_protocol.py:data_received", 10.0, 10.0)]  # admit never runs itself: no own time
+    shares = dict(pyspy.breakdown(folded)[1])
+    assert shares[pyspy.AREAS[0][0]] == 60.0 and shares[pyspy.AREAS[1][0]] == 30.0 and shares[pyspy.OTHER] == 10.0
+
+
+def test_the_load_generator_reads_a_process_cpu_time():
+    """The server's CPU per request comes from /proc: a busy process shows a positive, growing time."""
+    first = loadgen.cpu_seconds(os.getpid())
+    sum(i * i for i in range(300_000))
+    assert loadgen.cpu_seconds(os.getpid()) > first >= 0
