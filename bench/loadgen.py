@@ -230,6 +230,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             conn.transport.close()
     lat = sorted(rec.latencies)
     n = len(lat)
+    raw = {"client_cpu_seconds": cpu, "server_cpu_seconds": server_cpu,
+           "latencies_ms": [round(x * 1e3, 4) for x in lat]} if args.raw else {}
     return {
         "mode": args.mode, "requests": n, "errors": rec.errors, "denied": rec.denied,
         "unfinished": rec.unfinished,
@@ -240,6 +242,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "client_cpu_us_per_request": round(cpu / n * 1e6, 1) if n else None,
         "server_cpu_us_per_request": round(server_cpu / n * 1e6, 1) if n and server_cpu is not None else None,
         "loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
+        **raw,
     }
 
 
@@ -257,6 +260,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--server-pid", type=int, default=0, help="report this process's CPU per request")
     parser.add_argument("--no-uvloop", action="store_true", help="use asyncio's own event loop")
+    parser.add_argument("--raw", action="store_true",
+                        help="also output every latency and the CPU totals (to merge runs: bench/run.py)")
     return parser.parse_args(argv)
 
 

@@ -73,7 +73,7 @@ def test_the_engine_micro_benchmark_reports_a_median_and_p99_per_workload():
     result = decisions.micro(decisions.load_state(SMALL), SMALL, iterations=20)
     assert set(result) == set(generate.WORKLOADS)
     for row in result.values():
-        assert row["calls"] == 20 and 0 < row["median_us"] <= row["p99_us"]
+        assert row["calls"] == 20 and 0 < row["median_us"] <= row["p99_us"] and 0 < row["cpu_median_us"]
 
 
 def test_stored_requests_read_back_byte_for_byte(tmp_path):
@@ -155,3 +155,15 @@ def test_the_load_generator_reads_a_process_cpu_time():
     first = loadgen.cpu_seconds(os.getpid())
     sum(i * i for i in range(300_000))
     assert loadgen.cpu_seconds(os.getpid()) > first >= 0
+
+
+def test_the_halves_of_a_comparison_merge_into_one_run():
+    """Counts and CPU add up, rates and percentiles come from all the latencies of both halves."""
+    def half(latencies, seconds, cpu):
+        return {"mode": "closed", "rate": None, "loop": "uvloop", "latencies_ms": latencies, "seconds": seconds,
+                "errors": 1, "denied": 0, "unfinished": 0, "client_cpu_seconds": cpu, "server_cpu_seconds": 2 * cpu}
+
+    result = run.merged([half([1.0, 3.0], 1.0, 0.001), half([2.0, 4.0, 5.0, 6.0], 2.0, 0.002)])
+    assert (result["requests"], result["rps"], result["errors"], result["runs"]) == (6, 2.0, 2, 2)
+    assert (result["p50_ms"], result["p99_ms"], result["max_ms"]) == (4.0, 6.0, 6.0)
+    assert (result["client_cpu_us_per_request"], result["server_cpu_us_per_request"]) == (500.0, 1000.0)
