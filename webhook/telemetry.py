@@ -339,6 +339,7 @@ class Telemetry:
         self.registry = registry if registry is not None else CollectorRegistry()
         self._metrics = _Metrics(self.registry)
         self._bound: dict[tuple[str, str, str, str, bool], tuple[Any, Any]] = {}
+        self._patches: dict[str, Any] = {}  # the patch counter's child per kind (every Service mutation)
         self._cache = _CacheCollector()
         self.registry.register(self._cache)
         self._provider = tracer_provider
@@ -437,7 +438,10 @@ class Telemetry:
             for use in decision.exceptions:
                 m.exceptions.labels(exception=use.exception, rule=use.rule).inc()
             if decision.allowed and decision.patch:
-                m.patches.labels(kind=kind).inc()
+                patches = self._patches.get(kind)
+                if patches is None:
+                    patches = self._patches[kind] = m.patches.labels(kind=kind)
+                patches.inc()
         recording = span.is_recording()
         level = self._level(decision)
         if not recording and not decision_log.isEnabledFor(level):
