@@ -96,8 +96,9 @@ def wait_for_log(path: Path, text: str, *, timeout: float) -> bool:
 class Servers:
     """routewarden and the baseline, started side by side on the same certificate."""
 
-    def __init__(self, work: Path, *, uvloop: bool) -> None:
+    def __init__(self, work: Path, *, uvloop: bool, null_engine: bool = False) -> None:
         self.work = work
+        self.null_engine = null_engine
         self.certs = make_certificates(work / "certs")
         self.uvloop = uvloop
         self.ports = {"routewarden": free_port(), "baseline": free_port()}
@@ -110,7 +111,7 @@ class Servers:
                  "--port", str(self.ports["routewarden"]), "--log-format", "json", "--log-level", "info"]
         # Both servers on the same event loop implementation, so the ratio compares like with like.
         serve += ["--event-loop", "uvloop" if self.uvloop else "asyncio"]
-        command = [sys.executable, "-m", "webhook", *serve]
+        command = [sys.executable, *([str(HERE / "null_engine.py")] if self.null_engine else ["-m", "webhook"]), *serve]
         with self.log.open("wb") as log:
             self.processes["routewarden"] = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=log)
         baseline = [sys.executable, str(HERE / "baseline.py"), "--cert-dir", str(self.certs),
@@ -271,7 +272,8 @@ def report(results: dict[str, Any]) -> str:
     out = [(f"routewarden benchmark: {m['cores']} cores, load average before {m['load_before']}, "
            f"after {m['load_after']}; server loop: {results['loop']}; "
            f"{results['size']['routes']} routes / {results['size']['namespaces']} namespaces / "
-           f"{results['size']['gateways']} Gateways / {results['size']['grants']} ReferenceGrants"),
+           f"{results['size']['gateways']} Gateways / {results['size']['grants']} ReferenceGrants"
+           + ("; NULL ENGINE: routewarden's decide() answers at once" if results.get("null_engine") else "")),
            "", ("HTTP over TLS (latency in ms at the client; 'base' = bare aiohttp baseline, same run; "
             "failed = non-200, denied, or still queued 5 s after an open-loop run)"),
            http_tables(results), "",
@@ -384,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
                         help="event loop of both servers (default: uvloop, as `routewarden serve` uses)")
     parser.add_argument("--no-engine", action="store_true", help="skip the engine-only benchmarks")
+    parser.add_argument("--null-engine", action="store_true",
+                        help="serve with a decide() that answers at once (bench/null_engine.py): what the "
+                             "request path costs outside the rules")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="sample routewarden with py-spy during each closed-loop run into DIR "
@@ -398,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cores": os.cpu_count(), "load_before": round(os.getloadavg()[0], 2)},
         "size": {"routes": size.routes, "namespaces": size.namespaces, "gateways": size.gateways,
                  "grants": size.grants},
-        "loop": args.loop, "workloads": WORKLOADS, "http": {}, "quick": args.quick,
+        "loop": args.loop, "workloads": WORKLOADS, "http": {}, "quick": args.quick, "null_engine": args.null_engine,
     }
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
@@ -414,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
             bodies = [generate.request_bytes(path, doc)
                       for path, doc in generate.reviews(workload, REQUESTS_PER_WORKLOAD, size)]
             requests[workload] = generate.write_requests(work / f"{workload}.requests", bodies)
-        servers = Servers(work, uvloop=args.loop == "uvloop")
+        servers = Servers(work, uvloop=args.loop == "uvloop", null_engine=args.null_engine)
         try:
             servers.start(state)
             results["rss_mib"] = {"loaded": rss_kib(servers.pid("routewarden")) / 1024}
