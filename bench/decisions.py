@@ -108,8 +108,16 @@ def micro(state: ClusterState, size: generate.Size, *, iterations: int,
     return out
 
 
-def scale(routes: int, *, iterations: int, seed: int = 1) -> dict[str, Any]:
-    size = generate.Size(routes=routes, namespaces=max(1, routes // 5), gateways=50, grants=routes // 2)
+def sized(routes: int) -> generate.Size:
+    return generate.Size(routes=routes, namespaces=max(1, routes // 5), gateways=50, grants=routes // 2)
+
+
+def scale(routes: int, *, iterations: int, seed: int = 1, against: int | None = None) -> dict[str, Any]:
+    """Memory and decide() time at ``routes``; with ``against``, also the CPU median's
+    growth from a view of ``against`` routes loaded afterwards in the same process, both
+    timed in alternation, so that the machine's other load weighs on both alike (separate
+    processes minutes apart differ by a quarter on a shared machine)."""
+    size = sized(routes)
     gc.collect()
     before = rss_kib()
     started = time.perf_counter()
@@ -119,10 +127,34 @@ def scale(routes: int, *, iterations: int, seed: int = 1) -> dict[str, Any]:
     after = rss_kib()
     objects = sum(state.count(k) for k in ("Namespace", "Gateway", "GatewayClass", "HTTPRoute", "ReferenceGrant"))
     timing = micro(state, size, iterations=iterations, workloads=("route-create",))["route-create"]
-    return {"routes": routes, "namespaces": size.namespaces, "grants": size.grants, "objects": objects,
-            "load_seconds": round(load_seconds, 2), "rss_mib": round(after / 1024, 1),
-            "state_mib": round((after - before) / 1024, 1),
-            "kib_per_object": round((after - before) / objects, 2), **timing}
+    result = {"routes": routes, "namespaces": size.namespaces, "grants": size.grants, "objects": objects,
+              "load_seconds": round(load_seconds, 2), "rss_mib": round(after / 1024, 1),
+              "state_mib": round((after - before) / 1024, 1),
+              "kib_per_object": round((after - before) / objects, 2), **timing}
+    if against is not None:
+        result["growth"] = growth(state, size, sized(against), iterations=iterations, seed=seed)
+    return result
+
+
+def growth(state: ClusterState, size: generate.Size, small: generate.Size, *, iterations: int,
+           seed: int = 1, rounds: int = 6) -> dict[str, Any]:
+    """decide()'s CPU median for the HTTPRoute CREATE on ``state`` over its median on a view of
+    ``small``, the two timed in ``rounds`` alternating rounds."""
+    policy_set = policies()
+    small_state = load_state(small, seed)
+    sides = {"large": (parsed("route-create", 256, size), state), "small": (parsed("route-create", 256, small),
+                                                                            small_state)}
+    cpu: dict[str, list[int]] = {"large": [], "small": []}
+    per_round = max(1, iterations // rounds)
+    for name, (requests, view) in sides.items():
+        time_decisions(requests, policy_set, view, iterations=min(per_round, 300))  # warm up
+    for _ in range(rounds):
+        for name, (requests, view) in sides.items():
+            cpu[name] += time_decisions(requests, policy_set, view, iterations=per_round)[1]
+    medians = {name: statistics.median(values) / 1e3 for name, values in cpu.items()}
+    return {"against_routes": small.routes, "cpu_median_us": round(medians["large"], 1),
+            "against_cpu_median_us": round(medians["small"], 1),
+            "ratio": round(medians["large"] / medians["small"], 3)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,11 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("scale", help="memory and decision time at one state size (fresh process)")
     s.add_argument("--routes", type=int, required=True)
     s.add_argument("--iterations", type=int, default=3000)
+    s.add_argument("--against", type=int, help="also time decide() against a view of this many routes, in turns")
     m = sub.add_parser("micro", help="decide() median and p99 per workload at the default size")
     m.add_argument("--iterations", type=int, default=5000)
     args = parser.parse_args(argv)
     if args.command == "scale":
-        result: Any = scale(args.routes, iterations=args.iterations)
+        result: Any = scale(args.routes, iterations=args.iterations, against=args.against)
     else:
         size = generate.Size()
         result = micro(load_state(size), size, iterations=args.iterations)

@@ -167,3 +167,20 @@ def test_the_halves_of_a_comparison_merge_into_one_run():
     assert (result["requests"], result["rps"], result["errors"], result["runs"]) == (6, 2.0, 2, 2)
     assert (result["p50_ms"], result["p99_ms"], result["max_ms"]) == (4.0, 6.0, 6.0)
     assert (result["client_cpu_us_per_request"], result["server_cpu_us_per_request"]) == (500.0, 1000.0)
+
+
+def test_the_growth_is_timed_in_turns_against_a_smaller_view():
+    """decide() on two views in one process gives both CPU medians and their ratio."""
+    result = decisions.growth(decisions.load_state(SMALL), SMALL, generate.Size(routes=20, namespaces=4, gateways=5,
+                                                                                grants=10), iterations=24, rounds=2)
+    assert result["against_routes"] == 20 and result["cpu_median_us"] > 0 and result["against_cpu_median_us"] > 0
+    assert result["ratio"] == pytest.approx(result["cpu_median_us"] / result["against_cpu_median_us"], rel=0.01)
+
+
+def test_the_growth_target_reads_the_figure_timed_in_turns():
+    """When the large size was timed in turns against 1k routes, that ratio decides the target."""
+    results = run_results(mix=0.5, route=0.5, service=0.5, median=1.0, small=10.0, large=30.0, kib=1.0, rss=1.0,
+                          p99=(1.0, 1.0))
+    results["scaling"][1]["growth"] = {"against_routes": 1_000, "cpu_median_us": 31.0, "against_cpu_median_us": 30.0,
+                                       "ratio": 1.03}
+    assert run.targets(results)[4][2] == "met"  # the separate processes' 30 / 10 would say NOT MET
