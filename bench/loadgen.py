@@ -18,13 +18,17 @@ Two modes, like the two questions a benchmark asks:
   omission). Like the apiserver, at most ``connections`` requests are in flight; the
   rest wait in the client's queue, and that wait counts.
 
-Output: one JSON object on stdout (requests, errors, rps, percentiles in ms, client CPU).
+Output: one JSON object on stdout (requests, errors, rps, percentiles in ms, client CPU,
+and with ``--server-pid`` the server's CPU per request over the measured window, read
+from ``/proc``: the cost of a review, which the machine's other load moves far less
+than it moves the throughput).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import ssl
 import sys
@@ -42,6 +46,12 @@ def content_length(head: bytes) -> int:
         if name.strip().lower() == b"content-length":
             return int(value)
     return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (``/proc/<pid>/stat``, clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def read_requests(path: Path) -> list[bytes]:
@@ -204,19 +214,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await closed_loop(conns, requests, rec, stop=warm_until)
         rec.recording = True
         cpu0, measured_from = time.process_time(), time.perf_counter()
+        server0 = cpu_seconds(args.server_pid) if args.server_pid else 0.0
         await closed_loop(conns, requests, rec, stop=measured_from + args.duration)
     else:
         await open_loop(conns, requests, rec, rate=args.rate, stop=started + args.warmup, seed=args.seed + 1)
         rec.recording = True
         cpu0, measured_from = time.process_time(), time.perf_counter()
+        server0 = cpu_seconds(args.server_pid) if args.server_pid else 0.0
         await open_loop(conns, requests, rec, rate=args.rate, stop=measured_from + args.duration, seed=args.seed)
     elapsed = time.perf_counter() - measured_from
     cpu = time.process_time() - cpu0
+    server_cpu = cpu_seconds(args.server_pid) - server0 if args.server_pid else None
     for conn in conns:
         if conn.transport is not None:
             conn.transport.close()
     lat = sorted(rec.latencies)
     n = len(lat)
+    raw = {"client_cpu_seconds": cpu, "server_cpu_seconds": server_cpu,
+           "latencies_ms": [round(x * 1e3, 4) for x in lat]} if args.raw else {}
     return {
         "mode": args.mode, "requests": n, "errors": rec.errors, "denied": rec.denied,
         "unfinished": rec.unfinished,
@@ -225,7 +240,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "p50_ms": round(percentile(lat, 0.50) * 1e3, 3), "p99_ms": round(percentile(lat, 0.99) * 1e3, 3),
         "p999_ms": round(percentile(lat, 0.999) * 1e3, 3), "max_ms": round(lat[-1] * 1e3, 3) if lat else None,
         "client_cpu_us_per_request": round(cpu / n * 1e6, 1) if n else None,
+        "server_cpu_us_per_request": round(server_cpu / n * 1e6, 1) if n and server_cpu is not None else None,
         "loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
+        **raw,
     }
 
 
@@ -241,7 +258,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=1.5)
     parser.add_argument("--rate", type=float, default=0.0, help="requests per second (open mode)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--server-pid", type=int, default=0, help="report this process's CPU per request")
     parser.add_argument("--no-uvloop", action="store_true", help="use asyncio's own event loop")
+    parser.add_argument("--raw", action="store_true",
+                        help="also output every latency and the CPU totals (to merge runs: bench/run.py)")
     return parser.parse_args(argv)
 
 

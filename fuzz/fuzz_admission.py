@@ -1,8 +1,8 @@
 """Coverage-guided fuzzing of the AdmissionReview parser and every rule (atheris / libFuzzer).
 
 Each input is a request body. It goes through the server's own pieces, for both webhooks
-(``decode_json``, ``parse_review``, ``engine.decide`` with the shipped policies and the
-dev cluster view, ``build_response``) and the answer is checked by :mod:`oracle`: an
+(``decode_review``, ``engine.decide`` with the shipped policies and the dev cluster view,
+``build_response``) and the answer is checked by :mod:`oracle`: an
 AdmissionReview echoing the uid or a 4xx Status with a reason, a patch that applies,
 never an exception. A broken invariant is a crash: libFuzzer saves the input as
 ``crash-<sha1>`` (see ``-artifact_prefix``) and exits non-zero.

@@ -2,7 +2,7 @@
 
 Shared by the coverage-guided fuzzer (``fuzz_admission.py``) and the property tests
 (``tests/test_property_admission.py``). :func:`answer` runs the server's own pieces in the
-server's order (``decode_json``, ``parse_review``, ``engine.decide``, ``build_response``)
+server's order (``decode_review``, ``engine.decide``, ``build_response``)
 and :func:`check` states the invariants every answer must keep, whatever the body:
 
 * the answer is an AdmissionReview (HTTP 200) or a ``metav1.Status`` with a 4xx and a
@@ -26,7 +26,7 @@ from typing import Any, Literal
 import jsonpatch
 import orjson
 
-from webhook.admission import ReviewError, build_response, decode_json, parse_review, peek_uid
+from webhook.admission import ReviewError, build_response, decode_review, peek_uid
 from webhook.engine import decide
 from webhook.handlers import MUTATE_INTERNAL_ERROR, status_document
 from webhook.policy.loader import load_paths
@@ -61,13 +61,10 @@ def captured_bodies() -> list[bytes]:
 
 def answer(body: bytes, *, webhook: Webhook, policies: PolicySet, state: ClusterState) -> tuple[int, dict[str, Any]]:
     """``(HTTP status, JSON document)`` the server sends for ``body`` (engine errors propagate)."""
-    document: Any = None
     try:
-        document = decode_json(body)
-        request = parse_review(document)
+        request = decode_review(body)
     except ReviewError as exc:
-        uid = exc.uid or peek_uid(document)
-        return exc.status, status_document(exc.status, exc.reason, uid=uid)
+        return exc.status, status_document(exc.status, exc.reason, uid=exc.uid)
     decision = decide(request, policies, state, webhook=webhook)
     return 200, build_response(request, decision)
 

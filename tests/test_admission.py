@@ -8,10 +8,14 @@ import json
 from typing import Any
 
 import jsonpatch
+import msgspec
+import orjson
 import pytest
 from conftest import review_body
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from webhook.admission import build_response, decode_json, parse_review
+from webhook.admission import build_response, decode_json, encode_response, parse_review
 from webhook.decision import Decision, Mode, Violation, allowed, from_violations
 
 
@@ -176,3 +180,20 @@ def test_a_reason_quoting_a_huge_value_is_bounded() -> None:
         parse_review(review)
     assert len(info.value.reason) <= ReviewError.MAX_REASON and info.value.reason.endswith("...")
     assert info.value.uid == "u"
+
+
+DECISIONS = [
+    allowed(),
+    allowed(warnings=("careful",)),
+    allowed(patch=({"op": "add", "path": "/metadata/labels", "value": {}},)),
+    Decision(allowed=False, code=403, reason="Forbidden", message="no"),
+    Decision(allowed=False, code=400, reason="BadRequest", message="bad"),
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(uid=st.text(min_size=1), decision=st.sampled_from(DECISIONS))
+def test_the_sent_bytes_are_the_built_response(uid: str, decision: Decision) -> None:
+    """encode_response writes exactly orjson.dumps(build_response(...)), whatever the uid holds."""
+    request = msgspec.structs.replace(generated_service_request(), uid=uid)
+    assert encode_response(request, decision) == orjson.dumps(build_response(request, decision))

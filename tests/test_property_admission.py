@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(REPO / "fuzz"))
 import oracle
 
+from webhook.admission import ReviewError, _converted, decode_json, decode_review, parse_review, peek_uid
 from webhook.policy.loader import PolicyStore
 from webhook.runtime import Runtime
 from webhook.server import create_app
@@ -205,3 +206,77 @@ async def test_inputs_that_once_crashed_are_answered(shipped_client: Any, webhoo
     """Each input the fuzzer found gets a correct answer through the app, not a 500 or an InternalError."""
     resp = await shipped_client.post(f"/{webhook}", data=body, headers=JSON_HEADERS)
     oracle.check(body, resp.status, await resp.json())
+
+
+# ------------------------------------------------------------- the typed decoder
+def field_checks(body: bytes) -> tuple[Any, ...]:
+    """What the field-by-field checks make of a body: the request, or the error's status, reason and uid."""
+    document: Any = None
+    try:
+        document = decode_json(body)
+        return ("request", parse_review(document))
+    except ReviewError as exc:
+        return ("error", exc.status, exc.reason, exc.uid or peek_uid(document))
+
+
+def typed_decoder(body: bytes) -> tuple[Any, ...]:
+    try:
+        return ("request", decode_review(body))
+    except ReviewError as exc:
+        return ("error", exc.status, exc.reason, exc.uid)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(body=bodies())
+def test_the_typed_decoder_reads_any_body_as_the_field_checks_do(body: bytes) -> None:
+    """decode_review gives the same request, or the same status, reason and uid, as decode_json + parse_review."""
+    assert typed_decoder(body) == field_checks(body)
+
+
+def test_every_captured_review_takes_the_typed_path() -> None:
+    """The 39 real reviews convert without falling back to the field checks, into the same request."""
+    for body in oracle.captured_bodies():
+        document = decode_json(body)
+        converted = _converted(document)  # None would mean: judged by the field checks instead
+        assert converted is not None and converted == parse_review(document)
+
+
+def edited(change: Any) -> bytes:
+    """The route CREATE capture with ``change`` applied to its request."""
+    document = json.loads(json.dumps(capture(("HTTPRoute", "CREATE"))))
+    change(document["request"])
+    return json.dumps(document).encode()
+
+
+LENIENT = {
+    # What the strict types do not convert but the field checks accept (or refuse with their own words).
+    "name null": lambda r: r.update(name=None),
+    "subResource null": lambda r: r.update(subResource=None),
+    "dryRun null": lambda r: r.update(dryRun=None),
+    "dryRun a number": lambda r: r.update(dryRun=1),
+    "userInfo null": lambda r: r.update(userInfo=None),
+    "groups null": lambda r: r["userInfo"].update(groups=None),
+    "groups zero": lambda r: r["userInfo"].update(groups=0),
+    "groups an empty object": lambda r: r["userInfo"].update(groups={}),
+    "extra null": lambda r: r["userInfo"].update(extra=None),
+    "extra with a number": lambda r: r["userInfo"].update(extra={"k": [1]}),
+    "kind without group": lambda r: r["kind"].pop("group"),
+    "kind.group null": lambda r: r["kind"].update(group=None),
+    "requestKind null": lambda r: r.update(requestKind=None),
+    "requestKind a list": lambda r: r.update(requestKind=[]),
+    "uid empty": lambda r: r.update(uid=""),
+    "object a list": lambda r: r.update(object=[]),
+    "object missing on CREATE": lambda r: r.pop("object"),
+    "options a string": lambda r: r.update(options="x"),
+    "operation lower case": lambda r: r.update(operation="create"),
+    "DELETE with neither object": lambda r: r.update(operation="DELETE", object=None, oldObject=None),
+    "DELETE with only the object": lambda r: r.update(operation="DELETE", oldObject=None),
+    "apiVersion in the request": lambda r: r.update(apiVersion="admission.k8s.io/v1beta1"),
+}
+
+
+@pytest.mark.parametrize("change", LENIENT.values(), ids=LENIENT.keys())
+def test_what_the_strict_types_refuse_is_judged_by_the_field_checks(change: Any) -> None:
+    """Each odd but possible envelope gets exactly the field checks' answer."""
+    body = edited(change)
+    assert typed_decoder(body) == field_checks(body)

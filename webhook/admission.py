@@ -10,15 +10,22 @@ Two error families are kept apart on purpose:
 * A *denial* -- the review is well formed and the object breaks a rule (or its fields
   have types the API does not allow). That is an HTTP 200 AdmissionReview with
   ``allowed: false`` and a status the user sees in ``kubectl`` or Argo CD / Flux.
+
+The server reads a body with :func:`decode_review`: orjson decodes the JSON (the same
+decoder, so the same JSON is accepted), then msgspec converts the envelope into typed
+structs in C, reading only the fields the engine uses; ``object`` and ``oldObject`` stay
+the dicts orjson made. A body that does not convert cleanly is judged again by
+:func:`parse_review`, the field-by-field checks, so every bad body gets the same status
+and reason as before, and a body that converts gets the same request.
 """
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import msgspec
 import orjson
 
 from .decision import Decision
@@ -43,8 +50,7 @@ class ReviewError(Exception):
         self.uid = uid
 
 
-@dataclass(frozen=True, slots=True)
-class GroupVersionKind:
+class GroupVersionKind(msgspec.Struct, frozen=True):
     group: str
     version: str
     kind: str
@@ -54,12 +60,11 @@ class GroupVersionKind:
         return f"{self.group}/{self.version}" if self.group else self.version
 
 
-@dataclass(frozen=True, slots=True)
-class UserInfo:
+class UserInfo(msgspec.Struct, frozen=True):
     username: str = ""
     uid: str = ""
     groups: tuple[str, ...] = ()
-    extra: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    extra: Mapping[str, tuple[str, ...]] = msgspec.field(default_factory=dict)
 
     @property
     def service_account(self) -> tuple[str, str] | None:
@@ -72,8 +77,7 @@ class UserInfo:
         return None
 
 
-@dataclass(frozen=True, slots=True)
-class AdmissionRequest:
+class AdmissionRequest(msgspec.Struct, frozen=True):
     """The parts of ``request`` the engine reads. ``object``/``old_object`` are the raw dicts."""
 
     uid: str
@@ -83,7 +87,7 @@ class AdmissionRequest:
     namespace: str = ""
     request_kind: GroupVersionKind | None = None
     sub_resource: str = ""
-    user: UserInfo = field(default_factory=UserInfo)
+    user: UserInfo = msgspec.field(default_factory=UserInfo)
     object: dict[str, Any] | None = None
     old_object: dict[str, Any] | None = None
     dry_run: bool = False
@@ -211,6 +215,71 @@ def parse_review(document: Any) -> AdmissionRequest:
     )
 
 
+# ---------------------------------------------------------------------------- typed decoding
+class _Request(msgspec.Struct, frozen=True, rename="camel"):
+    """``request`` as msgspec converts it: the fields :class:`AdmissionRequest` keeps, no
+    more (``resource``, ``requestResource`` and the rest are not read). Types are strict:
+    a null where a string belongs, a missing ``kind.group``, or anything else unusual is
+    not converted here, and :func:`parse_review` judges it."""
+
+    uid: str
+    kind: GroupVersionKind
+    operation: Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
+    name: str = ""
+    namespace: str = ""
+    request_kind: GroupVersionKind | None = None
+    sub_resource: str = ""
+    user_info: UserInfo = msgspec.field(default_factory=UserInfo)
+    object: Any = None  # checked below: a dict is kept as it is, not copied
+    old_object: Any = None
+    dry_run: bool = False
+    options: Any = None
+
+
+class _Review(msgspec.Struct, frozen=True, rename="camel"):
+    kind: Literal["AdmissionReview"]
+    api_version: Literal[API_VERSION]
+    request: _Request
+
+
+def _converted(document: Any) -> AdmissionRequest | None:
+    """The request of a JSON-decoded review when it is well formed, else None (then
+    :func:`parse_review` says why, or accepts what the strict types did not)."""
+    try:
+        review = msgspec.convert(document, _Review)
+    except msgspec.ValidationError:
+        return None
+    r = review.request
+    obj, old, options = r.object, r.old_object, r.options
+    if (
+        not r.uid
+        or (obj is not None and not isinstance(obj, dict))
+        or (old is not None and not isinstance(old, dict))
+        or (options is not None and not isinstance(options, dict))
+        or (obj is None and (r.operation in ("CREATE", "UPDATE") or (r.operation == "DELETE" and old is None)))
+    ):
+        return None
+    return AdmissionRequest(r.uid, r.kind, r.operation, r.name, r.namespace, r.request_kind, r.sub_resource,
+                            r.user_info, obj, old, r.dry_run, options, review.api_version)
+
+
+def decode_review(body: bytes) -> AdmissionRequest:
+    """The AdmissionRequest in an HTTP body, or :class:`ReviewError` (400) naming the problem
+    and, when it can be read, the request's uid.
+
+    The same answer as :func:`decode_json` followed by :func:`parse_review`, faster for
+    well-formed reviews (see the module docstring)."""
+    document = decode_json(body)
+    request = _converted(document)
+    if request is not None:
+        return request
+    try:
+        return parse_review(document)
+    except ReviewError as exc:
+        exc.uid = exc.uid or peek_uid(document)
+        raise
+
+
 def peek_uid(document: Any) -> str | None:
     """The request uid if it can be read, for echoing it even on a rejected envelope."""
     if isinstance(document, dict):
@@ -242,3 +311,16 @@ def build_response(request: AdmissionRequest, decision: Decision) -> dict[str, A
         response["patchType"] = "JSONPatch"
         response["patch"] = encode_patch(decision.patch)
     return {"apiVersion": request.review_api_version, "kind": "AdmissionReview", "response": response}
+
+
+_ALLOWED_HEAD = b'{"apiVersion":"' + API_VERSION.encode() + b'","kind":"AdmissionReview","response":{"uid":'
+
+
+def encode_response(request: AdmissionRequest, decision: Decision) -> bytes:
+    """``orjson.dumps(build_response(request, decision))``, the bytes the server sends.
+
+    The usual answer, allowed with no warning and no patch, is written directly, without
+    the three dicts :func:`build_response` would make for it."""
+    if decision.allowed and not decision.warnings and not decision.patch and request.review_api_version == API_VERSION:
+        return _ALLOWED_HEAD + orjson.dumps(request.uid) + b',"allowed":true}}'
+    return orjson.dumps(build_response(request, decision))

@@ -9,8 +9,9 @@ deadline minus a safety margin or not with a decision at all.
 
 from __future__ import annotations
 
+import functools
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # kube-apiserver's default when a configuration sets no timeoutSeconds.
 DEFAULT_TIMEOUT = 10.0
@@ -41,9 +42,9 @@ def parse_go_duration(text: str) -> float:
     return total
 
 
-@dataclass(frozen=True, slots=True)
-class Deadline:
-    """When to stop trying to answer, on the event loop's monotonic clock."""
+class Deadline(NamedTuple):
+    """When to stop trying to answer, on the event loop's monotonic clock (a tuple: one is
+    made for every review)."""
 
     started: float
     timeout: float
@@ -64,6 +65,7 @@ class Deadline:
         return now >= self.at
 
 
+@functools.lru_cache(maxsize=64)  # one apiserver sends one value per webhook; bounded against odd clients
 def request_timeout(query_value: str | None) -> float:
     """The timeout from ``?timeout=``; the apiserver default when absent or unreadable."""
     if query_value is None:

@@ -26,17 +26,16 @@ What the server answers, and why:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
 from aiohttp import web
 
-from .admission import AdmissionRequest, ReviewError, build_response, decode_json, parse_review, peek_uid
+from .admission import AdmissionRequest, ReviewError, decode_review, encode_response
 from .deadline import Deadline, request_timeout
 from .decision import Decision, allowed
 from .logs import fields
@@ -61,18 +60,19 @@ class Lifecycle:
     busy: dict[object, int] = field(default_factory=dict)
     drained: asyncio.Event = field(default_factory=asyncio.Event)
 
-    @contextlib.contextmanager
-    def handling(self, connection: object) -> Iterator[None]:
+    def begin(self, connection: object) -> None:
+        """A request starts on ``connection``; every ``begin`` is followed by one :meth:`end`."""
         self.busy[connection] = self.busy.get(connection, 0) + 1
         self.drained.clear()
-        try:
-            yield
-        finally:
-            self.busy[connection] -= 1
-            if not self.busy[connection]:
-                del self.busy[connection]
-            if not self.busy:
-                self.drained.set()
+
+    def end(self, connection: object) -> None:
+        left = self.busy[connection] - 1
+        if left:
+            self.busy[connection] = left
+            return
+        del self.busy[connection]
+        if not self.busy:
+            self.drained.set()
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -111,6 +111,11 @@ def status_document(code: int, message: str, *, uid: str | None = None) -> dict[
 
 def json_response(document: dict[str, Any], *, status: int = 200) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(document), content_type="application/json")
+
+
+def review_response(request: AdmissionRequest, decision: Decision) -> web.Response:
+    """The AdmissionReview answering ``request`` (HTTP 200)."""
+    return web.Response(body=encode_response(request, decision), content_type="application/json")
 
 
 MUTATE_INTERNAL_ERROR = (
@@ -155,12 +160,7 @@ async def read_review(request: web.Request, deadline: Deadline) -> AdmissionRequ
         raise ReviewError(413, f"body exceeds the limit of {limit} bytes") from None
     except TimeoutError:
         raise ReviewError(408, "body not received before the request's deadline") from None
-    document = decode_json(body)
-    try:
-        return parse_review(document)
-    except ReviewError as exc:
-        exc.uid = exc.uid or peek_uid(document)
-        raise
+    return decode_review(body)
 
 
 def evaluate(runtime: Runtime, telemetry: Telemetry, review: AdmissionRequest, *,
@@ -202,7 +202,7 @@ async def admit(request: web.Request, webhook: Webhook) -> web.Response:
                                                                 elapsed=round(elapsed, 3), timeout=deadline.timeout))
         message = f"decision took {elapsed:.3f}s, past the {deadline.timeout:g}s timeout minus safety margin"
         return json_response(status_document(504, message, uid=review.uid), status=504)
-    return json_response(build_response(review, decision))
+    return review_response(review, decision)
 
 
 async def validate(request: web.Request) -> web.Response:
@@ -232,27 +232,31 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 @web.middleware
-async def track_connections(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Count requests in flight per connection; while stopping, close each after its answer."""
+async def serve_request(request: web.Request, handler: Any) -> web.StreamResponse:
+    """The one middleware, around every request (one layer costs less than two):
+
+    * it counts the requests in flight per connection (:class:`Lifecycle`), and while
+      stopping closes each connection after its answer (the apiserver dials again and
+      reaches a pod that stays);
+    * every error leaves as a ``metav1.Status`` JSON body, never an HTML page or a traceback.
+    """
     lifecycle = request.app[LIFECYCLE]
-    with lifecycle.handling(request.protocol):
-        response = await handler(request)
-        if lifecycle.stopping:
-            response.force_close()  # the apiserver dials again and reaches a pod that stays
-        return response
-
-
-@web.middleware
-async def errors_as_status(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Every error leaves as a ``metav1.Status`` JSON body, never an HTML page or a traceback."""
+    connection = request.protocol
+    lifecycle.begin(connection)
     try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            response = json_response(status_document(exc.status, exc.reason), status=exc.status)
+        except asyncio.CancelledError:
             raise
-        return json_response(status_document(exc.status, exc.reason), status=exc.status)
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the last-resort guard
-        log.error("unhandled error", extra=fields(path=request.path, **exception_fields(exc)))
-        return json_response(status_document(500, "internal error; see the webhook logs"), status=500)
+        except Exception as exc:  # noqa: BLE001 - the last-resort guard
+            log.error("unhandled error", extra=fields(path=request.path, **exception_fields(exc)))
+            response = json_response(status_document(500, "internal error; see the webhook logs"), status=500)
+        if lifecycle.stopping:
+            response.force_close()
+        return response
+    finally:
+        lifecycle.end(connection)

@@ -94,7 +94,7 @@ def create_app(
 ) -> web.Application:
     """The webhook application; the same factory serves production and the tests."""
     telemetry = telemetry or runtime.telemetry
-    app = web.Application(client_max_size=max_body_bytes, middlewares=[handlers.track_connections, handlers.errors_as_status])
+    app = web.Application(client_max_size=max_body_bytes, middlewares=[handlers.serve_request])
     app[RUNTIME] = runtime
     app[TELEMETRY] = telemetry
     app[LIFECYCLE] = Lifecycle()

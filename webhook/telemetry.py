@@ -25,8 +25,9 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, Literal, Protocol
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any, Literal, Protocol, Self
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
@@ -291,13 +292,26 @@ def _request_fields(request: AdmissionRequest | None) -> dict[str, Any]:
 
 
 class AdmissionRecorder:
-    """What a handler reports about one admission request; recorded when its block ends."""
+    """What a handler reports about one admission request; recorded when its ``with`` block ends.
 
-    def __init__(self, *, webhook: str, request: AdmissionRequest | None, request_id: str | None) -> None:
+    A plain context manager (not a generator one): it is entered for every review, and
+    without a tracer it only reads the clock on the way in.
+    """
+
+    __slots__ = ("_headers", "_span", "_span_context", "_started", "_telemetry", "decision", "request", "request_id",
+                 "webhook")
+
+    def __init__(self, telemetry: Telemetry, *, webhook: str, request: AdmissionRequest | None,
+                 request_id: str | None, headers: Mapping[str, str] | None = None) -> None:
+        self._telemetry = telemetry
         self.webhook = webhook
         self.request = request
         self.request_id = request_id
         self.decision: Decision | None = None
+        self._headers = headers
+        self._started = 0.0
+        self._span: trace.Span = trace.INVALID_SPAN
+        self._span_context: contextlib.AbstractContextManager[trace.Span] | None = None
 
     def set_request(self, request: AdmissionRequest) -> None:
         """The request, when the block parsed it after opening the recorder."""
@@ -306,6 +320,33 @@ class AdmissionRecorder:
     def finish(self, decision: Decision) -> None:
         """The answer sent back. Without it (or if the block raises) the outcome is ``error``."""
         self.decision = decision
+
+    def __enter__(self) -> Self:
+        telemetry = self._telemetry
+        if telemetry.tracing:
+            # Without a provider there is no span at all: a no-op span made current and
+            # dropped costs more than the metrics.
+            parent = telemetry._propagator.extract(self._headers) if self._headers is not None else None
+            self._span_context = telemetry._tracer.start_as_current_span(
+                f"admission.{self.webhook}", context=parent, kind=SpanKind.SERVER,
+                record_exception=False, set_status_on_exception=False,
+            )
+            self._span = self._span_context.__enter__()
+        self._started = time.perf_counter()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        seconds = time.perf_counter() - self._started
+        if exc_type is not None:
+            error: str | None = exc_type.__name__
+        else:
+            error = "NoDecision" if self.decision is None else None
+        try:
+            self._telemetry._record(self, self._span, seconds=seconds, error=error)
+        finally:
+            if self._span_context is not None:
+                self._span_context.__exit__(exc_type, exc, tb)
 
 
 class Telemetry:
@@ -322,7 +363,8 @@ class Telemetry:
         self.service_name = service_name
         self.registry = registry if registry is not None else CollectorRegistry()
         self._metrics = _Metrics(self.registry)
-        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self._bound: dict[tuple[str, str, str, str, bool], tuple[Any, Any]] = {}
+        self._patches: dict[str, Any] = {}  # the patch counter's child per kind (every Service mutation)
         self._cache = _CacheCollector()
         self.registry.register(self._cache)
         self._provider = tracer_provider
@@ -388,7 +430,6 @@ class Telemetry:
         return self._provider is not None
 
     # ------------------------------------------------------------------ admission
-    @contextlib.contextmanager
     def admission(
         self,
         *,
@@ -396,55 +437,43 @@ class Telemetry:
         request: AdmissionRequest | None = None,
         request_id: str | None = None,
         headers: Mapping[str, str] | None = None,
-    ) -> Iterator[AdmissionRecorder]:
-        """Time one admission request; its metrics, span and log line are written on exit.
+    ) -> AdmissionRecorder:
+        """Time one admission request: ``with telemetry.admission(...) as recorder:``; its
+        metrics, span and log line are written when the block ends.
 
         ``headers`` may carry a W3C ``traceparent`` (kube-apiserver sends one when its own
         tracing is on), making the span a child of the apiserver's.
         """
-        started = time.perf_counter()
-        parent = self._propagator.extract(headers) if headers is not None and self.tracing else None
-        recorder = AdmissionRecorder(webhook=webhook, request=request, request_id=request_id)
-        # Without a provider the no-op tracer's span would only be made current and dropped:
-        # skip it (entering and leaving the context cost more than the rest of the metrics).
-        span_context = self._tracer.start_as_current_span(
-            f"admission.{webhook}", context=parent, kind=SpanKind.SERVER,
-            record_exception=False, set_status_on_exception=False,
-        ) if self.tracing else contextlib.nullcontext(trace.INVALID_SPAN)
-        with span_context as span:
-            error: str | None = None
-            try:
-                yield recorder
-            except BaseException as exc:
-                error = type(exc).__name__
-                raise
-            finally:
-                if error is None and recorder.decision is None:
-                    error = "NoDecision"
-                self._record(recorder, span, seconds=time.perf_counter() - started, error=error)
+        return AdmissionRecorder(self, webhook=webhook, request=request, request_id=request_id, headers=headers)
 
     def _record(self, rec: AdmissionRecorder, span: trace.Span, *, seconds: float, error: str | None) -> None:
         decision = None if error else rec.decision
         label: DecisionLabel = "error" if decision is None else decision_label(decision)
-        req = _request_fields(rec.request)
-        m = self._metrics
-        self._series(m.requests, rec.webhook, req["kind"], req["operation"], label,
-                     str(req["dry_run"]).lower()).inc()
-        self._series(m.duration, rec.webhook, req["kind"]).observe(seconds)
-        if decision is not None:
+        request = rec.request
+        kind = request.kind.kind if request is not None else UNKNOWN
+        requests, duration = self._admission_series(
+            rec.webhook, kind, request.operation if request is not None else UNKNOWN, label,
+            request.dry_run if request is not None else False)
+        requests.inc()
+        duration.observe(seconds)
+        if decision is not None and (decision.violations or decision.exceptions or decision.patch):
+            m = self._metrics
             for violation in decision.violations:
                 m.violations.labels(rule=violation.rule, mode=str(violation.mode)).inc()
             for use in decision.exceptions:
                 m.exceptions.labels(exception=use.exception, rule=use.rule).inc()
             if decision.allowed and decision.patch:
-                m.patches.labels(kind=req["kind"]).inc()
+                patches = self._patches.get(kind)
+                if patches is None:
+                    patches = self._patches[kind] = m.patches.labels(kind=kind)
+                patches.inc()
         recording = span.is_recording()
         level = self._level(decision)
         if not recording and not decision_log.isEnabledFor(level):
             return  # an allowed review at INFO: metrics only, no line to build
         rules = list(decision.rules) if decision is not None else []
         line = {
-            "webhook": rec.webhook, **req, "decision": label, "rules": rules,
+            "webhook": rec.webhook, **_request_fields(request), "decision": label, "rules": rules,
             "warnings": len(decision.warnings) if decision else 0,
             "exceptions": [f"{u.exception}:{u.rule}" for u in decision.exceptions] if decision else [],
             "patch_ops": len(decision.patch) if decision and decision.allowed else 0,
@@ -461,14 +490,18 @@ class Telemetry:
             line["trace_id"] = format(span.get_span_context().trace_id, "032x")
         self._log(line, level)
 
-    def _series(self, metric: Counter | Histogram, *values: str) -> Any:
-        """``metric.labels(*values)``, remembered: these series are never removed, and the
-        lookup with prometheus-client's validation is a measurable part of a review."""
-        key = (id(metric), values)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*values)
-        return child
+    def _admission_series(self, webhook: str, kind: str, operation: str, decision: str,
+                          dry_run: bool) -> tuple[Any, Any]:
+        """The request counter and duration histogram children of one outcome, bound on first
+        use: these series are never removed, and ``labels()`` with prometheus-client's
+        validation is a measurable part of a review."""
+        key = (webhook, kind, operation, decision, dry_run)
+        bound = self._bound.get(key)
+        if bound is None:
+            m = self._metrics
+            bound = self._bound[key] = (m.requests.labels(webhook, kind, operation, decision, "true" if dry_run else "false"),
+                                        m.duration.labels(webhook, kind))
+        return bound
 
     @staticmethod
     def _annotate(span: trace.Span, line: Mapping[str, Any], *, error: str | None) -> None:
@@ -513,8 +546,7 @@ class Telemetry:
         Counted only: the caller logs it, with the details it has (uid, the full reason).
         """
         self._metrics.rejected.labels(webhook=webhook, status=str(status)).inc()
-        self._metrics.requests.labels(webhook=webhook, kind=UNKNOWN, operation=UNKNOWN,
-                                      decision="rejected", dry_run="false").inc()
+        self._admission_series(webhook, UNKNOWN, UNKNOWN, "rejected", False)[0].inc()
 
     def policy_reloaded(self, *, ok: bool) -> None:
         self._metrics.reloads.labels(result="success" if ok else "failure").inc()
