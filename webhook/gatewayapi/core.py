@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 GROUP = "gateway.networking.k8s.io"
@@ -85,8 +86,14 @@ def _opt_int(value: Any, where: str) -> int | None:
     return value
 
 
-def _str_map(value: Any, where: str) -> dict[str, str]:
+# The labels or annotations of an object that has none: one read-only mapping for all of them.
+NO_STRINGS: Mapping[str, str] = MappingProxyType({})
+
+
+def _str_map(value: Any, where: str) -> Mapping[str, str]:
     m = _map(value, where)
+    if not m:
+        return NO_STRINGS
     for k, v in m.items():
         if not isinstance(v, str):
             raise MalformedObject(f"{where}.{k}", f"expected a string, got {type(v).__name__}")
@@ -99,8 +106,8 @@ class Meta:
     name: str
     uid: str = ""
     creation_timestamp: str = ""
-    labels: Mapping[str, str] = field(default_factory=dict)
-    annotations: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=lambda: NO_STRINGS)
+    annotations: Mapping[str, str] = field(default_factory=lambda: NO_STRINGS)
 
     @classmethod
     def from_object(cls, obj: Mapping[str, Any], *, default_namespace: str = "") -> Meta:
@@ -113,3 +120,18 @@ class Meta:
             labels=_str_map(meta.get("labels"), "metadata.labels"),
             annotations=_str_map(meta.get("annotations"), "metadata.annotations"),
         )
+
+    def to_object(self) -> dict[str, Any]:
+        """``metadata`` as :meth:`from_object` reads it back (fields it left empty are left out)."""
+        out: dict[str, Any] = {"name": self.name}
+        if self.namespace:
+            out["namespace"] = self.namespace
+        if self.uid:
+            out["uid"] = self.uid
+        if self.creation_timestamp:
+            out["creationTimestamp"] = self.creation_timestamp
+        if self.labels:
+            out["labels"] = dict(self.labels)
+        if self.annotations:
+            out["annotations"] = dict(self.annotations)
+        return out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .core import Meta, _list, _map, _opt_str
@@ -15,6 +15,7 @@ class ReferenceGrant:
     meta: Meta
     from_: tuple[tuple[str, str, str], ...]  # (group, kind, namespace)
     to: tuple[tuple[str, str, str | None], ...]  # (group, kind, name or None)
+    api_version: str = field(default="", compare=False)  # as it was read (any served version)
 
     @classmethod
     def from_object(cls, obj: Mapping[str, Any], *, namespace: str = "") -> ReferenceGrant:
@@ -42,7 +43,20 @@ class ReferenceGrant:
                     _opt_str(t.get("name"), f"{at}.name") or None,
                 )
             )
-        return cls(meta, tuple(froms), tuple(tos))
+        api_version = obj.get("apiVersion")
+        return cls(meta, tuple(froms), tuple(tos), api_version if isinstance(api_version, str) else "")
+
+    def to_object(self) -> dict[str, Any]:
+        """An object :meth:`from_object` reads as this grant."""
+        return {
+            "apiVersion": self.api_version or "gateway.networking.k8s.io/v1beta1",
+            "kind": "ReferenceGrant",
+            "metadata": self.meta.to_object(),
+            "spec": {
+                "from": [{"group": g, "kind": k, "namespace": n} for g, k, n in self.from_],
+                "to": [{"group": g, "kind": k, **({"name": n} if n else {})} for g, k, n in self.to],
+            },
+        }
 
     def permits(self, *, from_group: str, from_kind: str, from_namespace: str, to: ObjectRef) -> bool:
         """Whether this grant (living in ``to.namespace``) allows the reference."""

@@ -76,36 +76,48 @@ WHOLE_HOST = PathMatch("PathPrefix", "/", "spec.hostnames")
 def route_paths(spec: Mapping[str, Any], kind: str) -> tuple[PathMatch, ...]:
     """The path matches of a route's rules (a route's rules apply to all its hostnames)."""
     if kind == "HTTPRoute":
-        return tuple(dict.fromkeys(_rule_paths(spec, _http_path)))
+        return tuple(_rule_paths(spec, _http_path))
     if kind == "GRPCRoute":
-        return tuple(dict.fromkeys(_rule_paths(spec, _grpc_path)))
+        return tuple(_rule_paths(spec, _grpc_path))
     return (WHOLE_HOST,)
 
 
-def _rule_paths(spec: Mapping[str, Any], path_of: Callable[[Mapping[str, Any], str], PathMatch]) -> Iterator[PathMatch]:
-    """``path_of(match, field)`` for every match of every rule; ``PathPrefix /`` for a rule
-    without matches, and for a route without rules."""
-    rules = _list(spec.get("rules"), "spec.rules")
+def _rule_paths(spec: Mapping[str, Any], path_of: Callable[[Any, int, int], PathMatch]) -> Iterator[PathMatch]:
+    """``path_of(match, i, j)`` for match ``j`` of every rule ``i``; ``PathPrefix /`` for a
+    rule without matches, and for a route without rules. (Each has its own field, so
+    none is a duplicate of another.)"""
+    rules = spec.get("rules")
+    if type(rules) is not list:
+        rules = _list(rules, "spec.rules")
     if not rules:
         yield PathMatch("PathPrefix", "/", "spec.rules")
     for i, rule in enumerate(rules):
-        at = f"spec.rules[{i}]"
-        matches = _list(_map(rule, at).get("matches"), f"{at}.matches")
+        if type(rule) is not dict:
+            rule = _map(rule, f"spec.rules[{i}]")
+        matches = rule.get("matches")
+        if type(matches) is not list:
+            matches = _list(matches, f"spec.rules[{i}].matches")
         if not matches:
-            yield PathMatch("PathPrefix", "/", at)
+            yield PathMatch("PathPrefix", "/", f"spec.rules[{i}]")
         for j, match in enumerate(matches):
-            where = f"{at}.matches[{j}]"
-            yield path_of(_map(match, where), where)
+            yield path_of(match, i, j)
 
 
-def _http_path(match: Mapping[str, Any], where: str) -> PathMatch:
-    path = _map(match.get("path"), f"{where}.path")
-    return PathMatch(_opt_str(path.get("type"), f"{where}.path.type") or "PathPrefix",
-                     _opt_str(path.get("value"), f"{where}.path.value") or "/", f"{where}.path")
+def _http_path(match: Any, i: int, j: int) -> PathMatch:
+    path = match.get("path") if type(match) is dict else _map(match, f"spec.rules[{i}].matches[{j}]").get("path")
+    if path is None:
+        return PathMatch("PathPrefix", "/", f"spec.rules[{i}].matches[{j}].path")
+    where = f"spec.rules[{i}].matches[{j}].path"
+    path = _map(path, where)
+    kind, value = path.get("type"), path.get("value")
+    if not (type(kind) is str or kind is None) or not (type(value) is str or value is None):
+        kind, value = _opt_str(kind, f"{where}.type"), _opt_str(value, f"{where}.value")
+    return PathMatch(kind or "PathPrefix", value or "/", where)
 
 
-def _grpc_path(match: Mapping[str, Any], where: str) -> PathMatch:
-    method = _map(match.get("method"), f"{where}.method")
+def _grpc_path(match: Any, i: int, j: int) -> PathMatch:
+    where = f"spec.rules[{i}].matches[{j}]"
+    method = _map(_map(match, where).get("method"), f"{where}.method")
     if not method:
         return PathMatch("PathPrefix", "/", where)
     kind = _opt_str(method.get("type"), f"{where}.method.type") or "Exact"
@@ -117,3 +129,24 @@ def _grpc_path(match: Mapping[str, Any], where: str) -> PathMatch:
     if name:
         return PathMatch("Exact", f"/{service}/{name}", f"{where}.method")
     return PathMatch("PathPrefix", f"/{service}", f"{where}.method")
+
+
+def path_object(path: PathMatch, kind: str) -> tuple[str, dict[str, Any]] | None:
+    """(where, what) to write into a route of ``kind`` so that :func:`route_paths` reads
+    ``path`` back at its field; None for the path a route without matches takes."""
+    where = path.field
+    if kind == "HTTPRoute" and where.endswith(".path"):
+        return where, {"type": path.type, "value": path.value}
+    if kind == "GRPCRoute" and where.endswith(".method"):
+        value = path.value
+        if path.type == "PathPrefix":  # a service alone: every method of it
+            return where, {"type": "Exact", "service": value[1:]}
+        if path.type == "MethodOnly":  # "/*/{method}": a method without service
+            return where, {"type": "Exact", "method": value[3:]}
+        # "/{service}/{method}": any split that leaves both non-empty reads back the same
+        split = value.find("/", 2)
+        return where, {"type": "Exact" if path.type == "Exact" else path.type,
+                       "service": value[1:split], "method": value[split + 1:]}
+    if where.startswith("spec.rules["):  # a rule, or a gRPC match, without a path: it must exist
+        return where, {}
+    return None

@@ -44,6 +44,15 @@ class ParentRef:
         """The parent this ref selects, without its place in the list: a finding's subject."""
         return f"{self.group}/{self.describe()}"
 
+    def to_object(self) -> dict[str, Any]:
+        """The parentRef as :func:`parse_parent_ref` reads it back, defaults written out."""
+        out: dict[str, Any] = {"group": self.group, "kind": self.kind, "namespace": self.namespace, "name": self.name}
+        if self.section_name is not None:
+            out["sectionName"] = self.section_name
+        if self.port is not None:
+            out["port"] = self.port
+        return out
+
 
 @dataclass(frozen=True, slots=True)
 class ObjectRef:
@@ -63,6 +72,10 @@ class ObjectRef:
     def subject(self) -> str:
         """The object referred to, without the reference's place in the list: a finding's subject."""
         return self.describe()
+
+    def to_object(self) -> dict[str, Any]:
+        """The reference as :func:`parse_object_ref` reads it back, defaults written out."""
+        return {"group": self.group, "kind": self.kind, "namespace": self.namespace, "name": self.name}
 
 
 def _field_str(m: Mapping[str, Any], key: str, where: str) -> str | None:
