@@ -108,6 +108,8 @@ class Meta:
     creation_timestamp: str = ""
     labels: Mapping[str, str] = field(default_factory=lambda: NO_STRINGS)
     annotations: Mapping[str, str] = field(default_factory=lambda: NO_STRINGS)
+    # Which version of the object this is (no rule reads it; the view's currency does).
+    resource_version: str = field(default="", compare=False)
 
     @classmethod
     def from_object(cls, obj: Mapping[str, Any], *, default_namespace: str = "") -> Meta:
@@ -119,6 +121,7 @@ class Meta:
             creation_timestamp=_opt_str(meta.get("creationTimestamp"), "metadata.creationTimestamp") or "",
             labels=_str_map(meta.get("labels"), "metadata.labels"),
             annotations=_str_map(meta.get("annotations"), "metadata.annotations"),
+            resource_version=_version(meta.get("resourceVersion")),
         )
 
     def to_object(self) -> dict[str, Any]:
@@ -134,4 +137,11 @@ class Meta:
             out["labels"] = dict(self.labels)
         if self.annotations:
             out["annotations"] = dict(self.annotations)
+        if self.resource_version:
+            out["resourceVersion"] = self.resource_version
         return out
+
+
+def _version(value: Any) -> str:
+    """A resourceVersion as kept: the apiserver's string, else nothing (no rule reads it)."""
+    return value if type(value) is str else ""

@@ -349,7 +349,7 @@ def claimed_before(
 
 def _is_new(state: ClusterState, claimant: Claimant) -> bool:
     key = (claimant.kind, claimant.namespace, claimant.name)
-    return key in state.added or state.get(*key) is None
+    return key in state.added or not state.contains(*key)
 
 
 def first_claimant(claims: list[Claim]) -> Claim:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .. import gatewayapi as gw
@@ -34,6 +34,7 @@ class Namespace:
     annotations: Mapping[str, Any]
     written_name_label: Any = None
     api_version: str = "v1"
+    resource_version: str = field(default="", compare=False)
 
     @classmethod
     def from_object(cls, obj: Mapping[str, Any]) -> Namespace:
@@ -43,9 +44,9 @@ class Namespace:
         name = meta.get("name") or ""
         labels = meta.get("labels") or {}
         annotations = meta.get("annotations") or {}
-        for field, value in (("metadata.labels", labels), ("metadata.annotations", annotations)):
+        for where, value in (("metadata.labels", labels), ("metadata.annotations", annotations)):
             if not isinstance(value, dict):
-                raise gw.MalformedObject(field, f"expected an object, got {type(value).__name__}")
+                raise gw.MalformedObject(where, f"expected an object, got {type(value).__name__}")
         api_version = obj.get("apiVersion")
         name = _intern(name)
         return cls(
@@ -54,6 +55,7 @@ class Namespace:
             annotations=_own_map(annotations),
             written_name_label=own(labels.get(gw.NAME_LABEL)),
             api_version=_intern(api_version) if isinstance(api_version, str) else "v1",
+            resource_version=own(version) if type(version := meta.get("resourceVersion")) is str else "",
         )
 
     def to_object(self) -> dict[str, Any]:
@@ -65,6 +67,8 @@ class Namespace:
             metadata["labels"] = labels
         if self.annotations:
             metadata["annotations"] = dict(self.annotations)
+        if self.resource_version:
+            metadata["resourceVersion"] = self.resource_version
         return {"apiVersion": self.api_version, "kind": "Namespace", "metadata": metadata}
 
 
@@ -75,7 +79,7 @@ def own(value: Any) -> Any:
     string of one kept alive would keep the allocator's arena it sits in from being
     returned to the system, and so a view of 100k objects would hold most of what its
     documents took, long after they are gone."""
-    return "".join((value, "")) if type(value) is str else value
+    return "".join((value, "")) if type(value) is str else value  # noqa: FLY002 (an f-string gives back the same object)
 
 
 def _intern(value: Any) -> Any:
@@ -111,7 +115,7 @@ class Shared:
 
     def meta(self, meta: gw.Meta) -> gw.Meta:
         return gw.Meta(_intern(meta.namespace), own(meta.name), own(meta.uid), _intern(meta.creation_timestamp),
-                       _own_map(meta.labels), _own_map(meta.annotations))
+                       _own_map(meta.labels), _own_map(meta.annotations), own(meta.resource_version))
 
     def _parent(self, ref: gw.ParentRef) -> gw.ParentRef:
         found = self._table.get(ref)
