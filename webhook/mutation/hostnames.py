@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .. import gatewayapi as gw
-from ..state.store import ClusterState
+from ..state.store import LISTENER_SOURCES, ClusterState
 from .policy import ExternalDNS
 
 
@@ -41,6 +41,7 @@ def accepted_listenersets(gateway: gw.Gateway, state: ClusterState) -> dict[tupl
     merged = state.derived(  # the same value the ListenerSet rules keep for this view
         ("merged-listeners", gateway.key),
         lambda: gw.merge_with(gateway, state.listenersets_for(*gateway.key), labels=state.namespace_labels),
+        reads=LISTENER_SOURCES,
     )
     return {
         (s.namespace, s.name): merged.usable("ListenerSet", s.namespace, s.name)

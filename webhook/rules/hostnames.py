@@ -12,6 +12,8 @@ from .context import RuleContext
 from .ownership import Claim, claim_order, earlier_rivals, first_claimant, route_claims
 from .placeholders import namespace_facts
 
+NAMESPACES = frozenset({"Namespace"})
+
 
 def _governed_gateways(ctx: RuleContext, route: gw.Route) -> list[gw.Gateway]:
     """The Gateways the route names that the policy governs and where its hostnames
@@ -44,18 +46,25 @@ def _hostnames_matter(selected: tuple[gw.Listener, ...]) -> bool:
     return not selected
 
 
-def allowed_patterns(ctx: RuleContext, namespace: str) -> tuple[list[Resolved], list[Resolved]]:
+def allowed_patterns(ctx: RuleContext, namespace: str) -> tuple[tuple[Resolved, ...], tuple[Resolved, ...]]:
     """The ``hostnames.allowed`` patterns for ``namespace``, placeholders resolved: those of
-    entries that select it, and those of entries only its unknown labels could decide."""
+    entries that select it, and those of entries only its unknown labels could decide.
+    Kept per policy and namespace until a Namespace changes (they read nothing else)."""
+    policy = ctx.policy
+    return ctx.state.derived(("allowed-patterns", id(policy), namespace), lambda: _allowed_patterns(ctx, namespace),
+                             reads=NAMESPACES, anchor=policy)
+
+
+def _allowed_patterns(ctx: RuleContext, namespace: str) -> tuple[tuple[Resolved, ...], tuple[Resolved, ...]]:
     labels = ctx.labels(namespace)
     verdicts = [(a, a.namespaces.contains(namespace, labels)) for a in ctx.policy.hostnames_allowed]
     facts = namespace_facts(ctx, namespace)
     mine = resolve_all((p for a, selected in verdicts if selected for p in a.patterns), facts)
     maybe = resolve_all((p for a, selected in verdicts if selected is None for p in a.patterns), facts)
-    return mine, maybe
+    return tuple(mine), tuple(maybe)
 
 
-def hostname_allowed(mine: list[Resolved], maybe: list[Resolved], hostname: str) -> bool | None:
+def hostname_allowed(mine: tuple[Resolved, ...], maybe: tuple[Resolved, ...], hostname: str) -> bool | None:
     """Whether a pattern of :func:`allowed_patterns` permits ``hostname``; None when only
     what the view does not know (a namespace's labels or annotations) could tell."""
     if any(r.permits(hostname) for r in mine):

@@ -34,12 +34,14 @@ from dataclasses import replace
 from .. import gatewayapi as gw
 from ..decision import Mode, Violation
 from ..policy.placeholders import describe_all
+from ..state.store import LISTENER_SOURCES
 from .context import RuleContext
 from .gateways import LISTENER_GUARDRAILS
 from .hostnames import allowed_patterns, hostname_allowed
 from .ownership import Claim, rival_claims
 
 Owner = gw.Gateway | gw.ListenerSet
+GATEWAYS = frozenset({"Gateway"})
 
 # The findings on one listener that leave it serving no route.
 _UNUSABLE = ("listeners/Conflicted", "listeners/InvalidRouteKinds")
@@ -64,6 +66,7 @@ def merged(
         return ctx.state.derived(
             ("merged-listeners", gateway.key),
             lambda: gw.merge_with(stored, ctx.state.listenersets_for(*stored.key), labels=ctx.labels),
+            reads=LISTENER_SOURCES,
         )
     key = ("merged", id(gateway), id(candidate), without)
     found = ctx.memo.get(key)
@@ -81,6 +84,15 @@ def admits(ctx: RuleContext, gateway: gw.Gateway | None, listener_set: gw.Listen
     return gw.gateway_admits_listenerset(
         gateway, namespace=listener_set.namespace, namespace_labels=ctx.labels(listener_set.namespace)
     )
+
+
+def own_listeners(ctx: RuleContext, gateway: gw.Gateway) -> gw.MergedListeners:
+    """The Gateway's own listeners merged among themselves (a ListenerSet cannot take
+    them), kept for as long as the view holds that very Gateway."""
+    if ctx.state.gateway(*gateway.key) is gateway:
+        return ctx.state.derived(("own-listeners", gateway.key), lambda: gw.merge_listeners(gateway, ()),
+                                 reads=GATEWAYS, anchor=gateway)
+    return gw.merge_listeners(gateway, ())
 
 
 def owner_kind(owner: Owner) -> str:
@@ -324,7 +336,7 @@ def route_listeners_are_not_conflicted(ctx: RuleContext, route: gw.Route) -> Ite
         gateway, owner, listeners = found
         # A Gateway's own listeners come first: ListenerSets cannot take them, so only a
         # ListenerSet parent needs the whole merged list.
-        view = merged(ctx, gateway) if ref.is_listenerset else gw.merge_listeners(gateway, ())
+        view = merged(ctx, gateway) if ref.is_listenerset else own_listeners(ctx, gateway)
         states = view.of(owner_kind(owner), *owner.key)
         if not any(s.conflicted for s in states):
             continue

@@ -34,7 +34,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import gatewayapi as gw
-from ..state.store import ClusterState
+from ..state.kinds import ROUTE_KINDS
+from ..state.store import LISTENER_SOURCES, ClusterState
+
+LISTENERS_AND_ROUTES = LISTENER_SOURCES.union(ROUTE_KINDS)
 
 Claimant = gw.Route | gw.ListenerSet
 EVERY_HOSTNAME = "*"
@@ -108,7 +111,8 @@ def route_claims(
     if route.kind not in gw.HOSTNAME_ROUTE_KINDS:
         return ()
     if not gateways and state.route(*route.key) is route:
-        return state.derived(("claims", route.key), lambda: _claims(state, route, {}, None))
+        return state.derived(("claims", route.key), lambda: _claims(state, route, {}, None),
+                             reads=LISTENER_SOURCES, anchor=route)
     return _claims(state, route, gateways or {}, attach)
 
 
@@ -178,7 +182,7 @@ def gateway_listeners(state: ClusterState, key: tuple[str, str]) -> tuple[tuple[
                 out.extend((listener_set, listener) for listener in listener_set.listeners)
         return tuple(out)
 
-    return state.derived(("gateway-listeners", key), build)
+    return state.derived(("gateway-listeners", key), build, reads=LISTENER_SOURCES)
 
 
 # ----------------------------------------------------------------------------- who else claims it
@@ -264,7 +268,8 @@ def _listeners_taken_whole(state: ClusterState, key: tuple[str, str]) -> tuple[t
     return state.derived(("listeners-taken-whole", key), lambda: tuple(
         (owner, listener) for owner, listener in gateway_listeners(state, key)
         if listener.hostname and listener.matches_hostnames
-        and state.has_routes_without_hostnames(owner.kind, owner.namespace, owner.name)))
+        and state.has_routes_without_hostnames(owner.kind, owner.namespace, owner.name)),
+        reads=LISTENERS_AND_ROUTES)
 
 
 def _tenant_listeners(state: ClusterState, key: tuple[str, str]) -> tuple[tuple[gw.ListenerSet, gw.Listener], ...]:
@@ -273,7 +278,7 @@ def _tenant_listeners(state: ClusterState, key: tuple[str, str]) -> tuple[tuple[
     return state.derived(("tenant-listeners", key), lambda: tuple(
         (owner, listener) for owner, listener in gateway_listeners(state, key)
         if isinstance(owner, gw.ListenerSet) and owner.namespace != key[0] and listener.hostname
-        and listener.matches_hostnames))
+        and listener.matches_hostnames), reads=LISTENER_SOURCES)
 
 
 def same_listener_claims(state: ClusterState, claim: Claim, kind: str,

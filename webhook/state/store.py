@@ -77,6 +77,9 @@ def _hostnameless_keys(route: gw.Route) -> set[tuple[tuple[str, str, str], tuple
 
 # The kinds kept as typed records only (see the module docstring).
 TYPED_KINDS = frozenset({*ROUTE_KINDS, "ReferenceGrant", "Namespace"})
+# What the listeners a Gateway serves are made from: its own, its ListenerSets', and the
+# namespace labels that decide which sets it accepts (``derived(reads=...)``).
+LISTENER_SOURCES = frozenset({"Gateway", "ListenerSet", "Namespace"})
 # derived() forgets everything past this many values (a bound for values of objects since removed).
 DERIVED_LIMIT = 200_000
 
