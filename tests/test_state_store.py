@@ -364,3 +364,31 @@ def test_a_derived_value_is_kept_until_the_view_changes() -> None:
     assert state.derived("k", compute) == 0 and state.derived("k", compute) == 0 and calls == [0]
     state.apply("Gateway", gateway("infra", "g", None))
     assert state.derived("k", compute) == 1 and calls == [0, 1]
+
+
+def test_a_derived_value_that_names_what_it_reads_outlives_writes_of_other_kinds() -> None:
+    """With ``reads``, only a write of one of those kinds makes derived() compute again;
+    with ``anchor``, so does asking for it with another object; with ``compiled`` off,
+    every ask computes."""
+    state = ClusterState()
+    calls: list[str] = []
+
+    def compute() -> str:
+        calls.append("x")
+        return f"value {len(calls)}"
+
+    gateways = frozenset({"Gateway"})
+    first = state.derived("k", compute, reads=gateways)
+    state.apply("Namespace", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}})
+    assert state.derived("k", compute, reads=gateways) == first and len(calls) == 1
+    state.apply("Gateway", gateway("infra", "g", None))
+    assert state.derived("k", compute, reads=gateways) == "value 2"
+    state.remove("Gateway", "infra", "g")
+    assert state.derived("k", compute, reads=gateways) == "value 3"
+    one, other = object(), object()
+    assert state.derived("a", compute, reads=gateways, anchor=one) == "value 4"
+    assert state.derived("a", compute, reads=gateways, anchor=one) == "value 4"
+    assert state.derived("a", compute, reads=gateways, anchor=other) == "value 5"
+    state.compiled = False
+    assert state.derived("k", compute, reads=gateways) == "value 6"
+    assert state.derived("k", compute, reads=gateways) == "value 7"
