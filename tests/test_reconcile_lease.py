@@ -147,3 +147,31 @@ async def test_a_leader_that_cannot_renew_stops_before_the_other_replica_starts(
     a_led, b_led = timeline.intervals("a"), timeline.intervals("b")
     assert a_led and b_led and not overlap(a_led, b_led)
     assert b_led[0][0] - stopped >= FAST["lease_duration"] - FAST["renew_deadline"] - 0.05
+
+
+async def test_a_release_after_a_renewal_it_did_not_see_still_releases_and_no_round_writes_afterwards() -> None:
+    """On shutdown a round cancelled in its thread may renew the Lease after the holder last observed it: the
+    release must still empty the holder (not fail on the stale resourceVersion), and a round that runs after
+    the release must not take the Lease back."""
+    async with FakeKubeAPI() as api:
+        api.register_defaults()
+        client = client_for(api, "a")
+        try:
+            elector = LeaderElector(client, LeaseConfig(namespace="routewarden", identity="a", **FAST))
+            assert await asyncio.to_thread(elector.try_acquire_or_renew)
+            elector._set_leader(True)
+            seen = api.get("Lease", "routewarden", "routewarden-reconciler")["metadata"]["resourceVersion"]
+            # the round that was in flight: the same holder renews once more, unseen by this elector
+            racing = LeaderElector(client, LeaseConfig(namespace="routewarden", identity="a", **FAST))
+            assert await asyncio.to_thread(racing.try_acquire_or_renew)
+            assert api.get("Lease", "routewarden", "routewarden-reconciler")["metadata"]["resourceVersion"] != seen
+
+            assert await asyncio.to_thread(elector.release) is True
+            lease = api.get("Lease", "routewarden", "routewarden-reconciler")
+            assert lease["spec"]["holderIdentity"] == "" and lease["spec"]["leaseDurationSeconds"] == 1
+            assert not elector.is_leader()
+
+            assert await asyncio.to_thread(elector.try_acquire_or_renew) is False
+            assert api.get("Lease", "routewarden", "routewarden-reconciler")["spec"]["holderIdentity"] == ""
+        finally:
+            client.close()

@@ -134,6 +134,7 @@ class LeaderElector:
         self._observed: LeaseRecord | None = None
         self._observed_at = 0.0
         self._resource_version = ""
+        self._stopping = False  # set before the release: a round still in its thread must not write
         self.changed = asyncio.Event()  # set on every gain or loss of leadership
 
     # ------------------------------------------------------------------ state
@@ -187,7 +188,7 @@ class LeaderElector:
         self._resource_version = str((lease.get("metadata") or {}).get("resourceVersion") or "")
         record = next_record(current, identity=self.config.identity, observed_at=self._observed_at,
                              now=self.clock(), wall=now_wall, config=self.config)
-        if record is None:
+        if record is None or self._stopping:
             return False
         lease["spec"] = record.to_spec()
         try:
@@ -205,21 +206,36 @@ class LeaderElector:
         self._resource_version = str((lease.get("metadata") or {}).get("resourceVersion") or "")
 
     def release(self) -> bool:
-        """Give the Lease up if this replica holds it (ReleaseOnCancel). Blocking."""
-        from kubernetes.client import CoordinationV1Api
+        """Give the Lease up if this replica holds it (ReleaseOnCancel). Blocking.
 
+        A round cancelled on shutdown may still be in its thread and renew the Lease after
+        this replica last observed it, so the release reads the Lease and writes it back
+        released while this replica is still its holder, again if that write conflicts."""
+        from kubernetes.client import CoordinationV1Api
+        from kubernetes.client.exceptions import ApiException
+
+        self._stopping = True
         if not self._leader or self._observed is None:
             return False
-        api = CoordinationV1Api(self.api_client)
-        record = released(self._observed)
-        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": self.config.name, "namespace": self.config.namespace,
-                             "resourceVersion": self._resource_version},
-                "spec": record.to_spec()}
         self._set_leader(False)
-        api.replace_namespaced_lease(self.config.name, self.config.namespace, body, _preload_content=False,
-                                     _request_timeout=self.config.retry_period)
-        return True
+        api = CoordinationV1Api(self.api_client)
+        timeout = self.config.retry_period
+        for _ in range(3):
+            lease = _json(api.read_namespaced_lease(self.config.name, self.config.namespace,
+                                                    _preload_content=False, _request_timeout=timeout))
+            current = LeaseRecord.from_lease(lease)
+            if current.holder != self.config.identity:
+                return False  # already released, or taken over
+            lease["spec"] = released(current).to_spec()
+            try:
+                api.replace_namespaced_lease(self.config.name, self.config.namespace, lease,
+                                             _preload_content=False, _request_timeout=timeout)
+            except ApiException as exc:
+                if exc.status == 409:  # written since we read it (our own round in flight): read again
+                    continue
+                raise
+            return True
+        return False
 
     # ------------------------------------------------------------------ the loop
     async def run(self) -> None:
