@@ -111,7 +111,7 @@ def statuses(results: dict[str, Any]) -> list[str]:
 
 
 def test_the_benchmark_reports_every_target_met_when_the_figures_are_within():
-    """Figures at or inside every bound read as met, one row per target of the issue."""
+    """Figures at or inside every bound read as met, one row per performance target."""
     results = run_results(mix=0.5, route=0.45, service=0.6, median=40.0, small=30.0, large=36.0, kib=2.5,
                           rss=499.0, p99=(4.0, 2.0))
     assert statuses(results) == ["met"] * 8
