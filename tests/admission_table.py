@@ -47,6 +47,7 @@ class Case:
     denied: frozenset[str] = frozenset()
     warned: frozenset[str] = frozenset()
     says: tuple[str, ...] = field(default_factory=tuple)
+    never_says: tuple[str, ...] = field(default_factory=tuple)  # words the answer must not contain
     online: bool = False  # judged against a watch-fed view (every object dated) rather than manifests
 
 
@@ -78,6 +79,8 @@ def check_engine(c: Case, policies: Any, state: ClusterState) -> None:
     text = decision.message + " ".join(decision.warnings)
     for words in c.says:
         assert words in text
+    for words in c.never_says:
+        assert words not in text
 
 
 async def check_https(c: Case, policies: Any, state: ClusterState, certificates: CertificateFiles, *,
@@ -93,3 +96,5 @@ async def check_https(c: Case, policies: Any, state: ClusterState, certificates:
     assert {w.partition(":")[0] for w in answer.get("warnings", [])} == c.warned
     for words in c.says:
         assert words in message + " ".join(answer.get("warnings", []))
+    for words in c.never_says:
+        assert words not in message + " ".join(answer.get("warnings", []))

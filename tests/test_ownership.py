@@ -133,6 +133,27 @@ REF = "references/RefNotPermitted"
 STORE_LOGIN = route("store-ns", "login", on("foo"), rules=[path("Exact", "/login")])
 LATER = gateway("later", listener("http", 80, "p.example.com"), created=NOW)
 
+MOVED = "blastradius/HostnamesMoved"
+
+
+def _listeners(gw_obj: dict[str, Any], *, foo: str | None = None, any_port: int | None = None) -> list[dict[str, Any]]:
+    """SHARED's listeners with listener foo's hostname or listener any's port changed."""
+    out = []
+    for item in gw_obj["spec"]["listeners"]:
+        item = dict(item)
+        if foo and item["name"] == "foo":
+            item["hostname"] = foo
+        if any_port and item["name"] == "any":
+            item["port"] = any_port
+        out.append(item)
+    return out
+
+
+SHARED_MOVED = gateway("shared", *_listeners(SHARED, foo="app.example.com"))
+# a later route of zeta naming app.example.com, which namespace other serves through its ListenerSet: a
+# conflict the view already holds
+DUP = route("zeta", "dup", on("http"), ["app.example.com"], created="2026-03-01T00:00:00Z")
+
 CASES = [
     # --- 1. a ListenerSet parent resolves to its Gateway
     case("direct-vs-set-route", "A route on the Gateway claiming a name a route on a tenant's set serves: denied.",
@@ -250,6 +271,25 @@ CASES = [
          "Gateway does not repeat it.", LATER),
     case("gateway-created-no-unique", "Without hostnames.unique, nothing to say.", LATER, policy=POLICY + MIRROR,
          online=True),
+    # --- 10b. a Gateway UPDATE that moves the hostnames of the routes on it
+    case("listener-hostname-moved", "Moving listener foo to app.example.com gives site-ns's routes without hostnames "
+         "a name namespace other serves through its ListenerSet: a warning naming them.",
+         SHARED_MOVED, operation="UPDATE", old=SHARED, warned=(MOVED,), online=True,
+         says=("HTTPRoute site-ns/login", "HTTPRoute site-ns/web", "claimed first by namespace other",
+               "HTTPRoute other/old-via-ls")),
+    case("listener-hostname-moved-offline", "The same change in check --baseline (the routes are not judged again).",
+         SHARED_MOVED, operation="UPDATE", old=SHARED, warned=(MOVED,), says=("HTTPRoute site-ns/login",)),
+    case("listener-moved-apart", "Moving listener foo to a name nobody claims says nothing.",
+         gateway("shared", *_listeners(SHARED, foo="fresh.example.com")), operation="UPDATE", old=SHARED, online=True),
+    case("listener-port-changed", "A change that moves no hostname (a port) says nothing, even with a conflict the "
+         "routes already have.", gateway("shared", *_listeners(SHARED, any_port=9091)), operation="UPDATE",
+         old=SHARED, online=True, extra=(DUP,)),
+    case("listener-moved-old-conflict-not-repeated", "Only the conflicts the change brings are named: zeta/dup's "
+         "conflict with namespace other on app.example.com was there before.", SHARED_MOVED, operation="UPDATE",
+         old=SHARED, warned=(MOVED,), online=True, extra=(DUP,), says=("HTTPRoute site-ns/login",),
+         never_says=("zeta/dup",)),
+    case("listener-moved-no-unique", "Without hostnames.unique, nothing to say.", SHARED_MOVED, operation="UPDATE",
+         old=SHARED, policy=POLICY + MIRROR, online=True),
     # --- 11. references, whatever the parents
     case("delegated-child", "A child route of a delegating parent route on a governed Gateway: its cross-namespace "
          "backendRef without a grant is refused.",

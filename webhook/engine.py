@@ -75,6 +75,7 @@ STATE_RULES = frozenset(
         "blastradius/ListenerSetsDetached",
         "blastradius/ListenersConflicted",
         "blastradius/WaitingRoutesConflict",
+        "blastradius/HostnamesMoved",
     }
 )
 
@@ -360,6 +361,8 @@ def _gateway_rules(
             yield from blastradius.waiting_routes_do_not_conflict(ctx, new)
     if old is not None:
         yield from blastradius.gateway_change_keeps_routes(ctx, old, new)
+        if new is not None and governed:
+            yield from blastradius.gateway_change_keeps_hostnames_apart(ctx, old, new)
 
 
 def _stale(policy: TenancyPolicy, state: ClusterState, now: float | None) -> str | None:

@@ -45,6 +45,7 @@ RULES: Mapping[str, tuple[str, Mode | None]] = {
     "blastradius/ListenerSetsDetached": ("blastRadius", Mode.WARN),
     "blastradius/ListenersConflicted": ("blastRadius", Mode.WARN),
     "blastradius/WaitingRoutesConflict": ("blastRadius", Mode.WARN),
+    "blastradius/HostnamesMoved": ("blastRadius", Mode.WARN),
     "state/StaleClusterView": ("staleState", Mode.WARN),
     "services/ImpersonatesGeneratedService": ("services", Mode.WARN),
 }

@@ -6,8 +6,10 @@ permitting a backendRef or a listener's certificate or CA reference are judged b
 comparing what the routes, ListenerSets and listeners in the cluster view get before
 and after the change.
 
-A Gateway created after routes that name it gives them their listener hostnames at once:
-conflicts among those waiting routes are named (the later claimants).
+A Gateway created after routes that name it gives them their listener hostnames at once,
+and a Gateway UPDATE that changes its listeners moves the hostnames of the routes on
+them: conflicts among those routes that the change brings are named (the later
+claimants).
 
 A Gateway's ListenerSets count too: a Gateway UPDATE of ``allowedListeners`` that stops
 accepting a set detaches it and every route attached through it; a listener a Gateway
@@ -244,36 +246,82 @@ def waiting_routes_do_not_conflict(ctx: RuleContext, gateway: gw.Gateway) -> Ite
         return
     if ctx.state.offline and ("Gateway", *gateway.key) not in ctx.state.added:
         return
-    routes = {r.key: r for r in ctx.state.routes_attached_to(*gateway.key)}
-    for listener_set in ctx.state.listenersets_for(*gateway.key):
-        routes.update((r.key, r) for r in ctx.state.routes_attached_to_listenerset(*listener_set.key))
-    claims = [
-        c for key in sorted(routes)
-        for c in route_claims(ctx.state, routes[key], gateways={gateway.key: gateway})
-        if not c.pending and c.gateway[1:] == gateway.key and c.hostname != EVERY_HOSTNAME
-    ]
-    later: dict[str, str] = {}
-    for claim, owner, known in _conflicts_among(ctx, claims):
-        what = claim.claimant.describe()
-        if what in later:
-            continue
-        if known:
-            later[what] = (f"{what} (hostname {claim.hostname}, claimed first by namespace {owner.namespace}: "
-                           f"{owner.claimant.describe()})")
-        else:
-            later[what] = (f"{what} and {owner.claimant.describe()} (hostname {claim.hostname}; which claimed it "
-                           "first is unknown offline: neither is dated)")
+    later = _later_claimants(ctx, gateway, _routes_on(ctx, gateway))
     if later:
         reason = "PathConflict" if ctx.policy.unique_paths else "HostnameConflict"
         yield ctx.violation(
             "blastradius/WaitingRoutesConflict",
-            f"creating {gateway.describe()} gives {len(later)} route(s) already waiting for it a "
+            f"creating {gateway.describe()} gives {len(_first_per_route(later))} route(s) already waiting for it a "
             f"{'path' if ctx.policy.unique_paths else 'hostname'} another namespace claimed first; the later "
-            f"claimants: {_names(list(later.values()))}",
+            f"claimants: {_names(_first_per_route(later))}",
             field="spec.listeners", reason=reason,
             fix="agree which namespace keeps each name and remove it from the other routes (they were applied before "
                 "the Gateway, so admission could not compare their listener hostnames)",
         )
+
+
+def gateway_change_keeps_hostnames_apart(ctx: RuleContext, old: gw.Gateway, new: gw.Gateway) -> Iterator[Violation]:
+    """A Gateway UPDATE that changes its listeners moves the effective hostnames of the
+    routes on them: a route that lists no hostnames takes its listener's, and a listener's
+    hostname narrows what a route's own give. Warn about the routes of different namespaces
+    that claim one hostname (or, with ``hostnames.unique: path``, overlapping paths) after
+    the change and did not before, naming the later claimants. Conflicts the routes had
+    already are not repeated."""
+    if not ctx.policy.hostnames_unique or old.listeners == new.listeners or not ctx.governs(new):
+        return
+    routes = _routes_on(ctx, new)
+    before = _later_claimants(ctx, old, routes)
+    moved = {key: text for key, text in _later_claimants(ctx, new, routes).items() if key not in before}
+    if moved:
+        reason = "PathConflict" if ctx.policy.unique_paths else "HostnameConflict"
+        yield ctx.violation(
+            "blastradius/HostnamesMoved",
+            f"this change to the listeners of {new.describe()} gives {len(_first_per_route(moved))} route(s) on it a "
+            f"{'path' if ctx.policy.unique_paths else 'hostname'} another namespace claimed first (a route that "
+            f"lists no hostnames takes its listener's); the later claimants: {_names(_first_per_route(moved))}",
+            field="spec.listeners", reason=reason,
+            fix="keep the listener hostnames those routes are served on, or agree which namespace keeps each name and "
+                "move the other routes first",
+        )
+
+
+def _routes_on(ctx: RuleContext, gateway: gw.Gateway) -> list[gw.Route]:
+    """The routes in the view that name ``gateway``, directly or through one of its ListenerSets."""
+    routes = {r.key: r for r in ctx.state.routes_attached_to(*gateway.key)}
+    for listener_set in ctx.state.listenersets_for(*gateway.key):
+        routes.update((r.key, r) for r in ctx.state.routes_attached_to_listenerset(*listener_set.key))
+    return [routes[key] for key in sorted(routes)]
+
+
+def _later_claimants(ctx: RuleContext, gateway: gw.Gateway, routes: list[gw.Route]) -> dict[tuple[str, str], str]:
+    """(route, hostname) -> the later claimant described, for the routes of different
+    namespaces that conflict on ``gateway`` as it is given (it stands in for the view's)."""
+    claims = [
+        c for route in routes
+        for c in route_claims(ctx.state, route, gateways={gateway.key: gateway})
+        if not c.pending and c.gateway[1:] == gateway.key and c.hostname != EVERY_HOSTNAME
+    ]
+    later: dict[tuple[str, str], str] = {}
+    for claim, owner, known in _conflicts_among(ctx, claims):
+        what = claim.claimant.describe()
+        key = (what, claim.hostname)
+        if key in later:
+            continue
+        if known:
+            later[key] = (f"{what} (hostname {claim.hostname}, claimed first by namespace {owner.namespace}: "
+                          f"{owner.claimant.describe()})")
+        else:
+            later[key] = (f"{what} and {owner.claimant.describe()} (hostname {claim.hostname}; which claimed it "
+                          "first is unknown offline: neither is dated)")
+    return later
+
+
+def _first_per_route(later: dict[tuple[str, str], str]) -> list[str]:
+    """One description per route (its first conflicting hostname)."""
+    first: dict[str, str] = {}
+    for (what, _), text in later.items():
+        first.setdefault(what, text)
+    return list(first.values())
 
 
 def _conflicts_among(ctx: RuleContext, claims: list[Claim]) -> Iterator[tuple[Claim, Claim, bool]]:
