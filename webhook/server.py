@@ -148,6 +148,16 @@ async def start(
     return runner, bound
 
 
+def _idle(connection: Any, lifecycle: Lifecycle) -> bool:
+    """No request on the connection: none in a handler, none whose headers aiohttp has
+    parsed and queued, none between the two (aiohttp's own state, read defensively). A
+    request whose first bytes are still in flight cannot be seen: closing then is the
+    race every HTTP/1.1 server has (Go's Shutdown too), and the client sees a disconnect."""
+    return (connection not in lifecycle.busy
+            and not getattr(connection, "_messages", None)
+            and not getattr(connection, "_request_in_progress", False))
+
+
 async def stop(app: web.Application, runner: web.AppRunner, *, timeout: float, delay: float = 0.0) -> None:
     """Graceful shutdown: not ready; after ``delay`` s stop listening, close idle
     connections, let requests in flight finish (up to ``timeout`` s), then clean up."""
@@ -165,8 +175,8 @@ async def stop(app: web.Application, runner: web.AppRunner, *, timeout: float, d
     await asyncio.sleep(0)
     if runner.server is not None:
         for connection in runner.server.connections:
-            if connection not in lifecycle.busy:
-                connection.force_close()  # idle: what aiohttp's own keep-alive timeout does
+            if _idle(connection, lifecycle):
+                connection.force_close()  # what aiohttp's own keep-alive timeout does
     if lifecycle.busy:
         try:
             await asyncio.wait_for(lifecycle.drained.wait(), timeout)
