@@ -8,7 +8,9 @@ Through the API server: a route taking another team's hostname through that team
 ListenerSet is refused, and so is one on the Gateway itself; a route that lists no
 hostnames but takes the site team's listener hostname is refused; on the shared host
 of ``paths``, a second team serving ``/store`` beside the site team's ``/login`` is
-created, and a third team's ``/login/admin`` (inside ``/login``) is refused.
+created, and a third team's ``/login/admin`` (inside ``/login``) is refused. Moving the
+site team's listener onto the other team's name is admitted with a warning naming the
+site team's route.
 
 Run with: ``KUBECONFIG=~/.kube/config pytest -m e2e tests/e2e``.
 """
@@ -166,6 +168,18 @@ async def test_hijacks_through_listenersets_and_listener_hostnames_are_refused_a
             # second, routes are ordered by namespace: every later claimant here sorts after the first.)
             body = await refused(cluster, team, route("cart", on_paths, paths=(("PathPrefix", "/store/cart"),)))
             assert body["reason"] == "PathConflict" and f"namespace {store}" in body["message"], body
+
+            # Moving the site team's listener to the name the other team serves through its ListenerSet
+            # gives the site team's route (it lists no hostnames) that name: admitted, with a warning
+            # naming the later claimant (dry run: nothing changes).
+            moved = gateway("shared", app)["spec"]["listeners"]
+            _, _, headers = await asyncio.to_thread(
+                cluster.custom.patch_namespaced_custom_object_with_http_info, GATEWAY_GROUP,
+                cluster.versions["Gateway"], infra, "gateways", "shared", {"spec": {"listeners": moved}},
+                dry_run="All")
+            warnings = [h for k, h in headers.items() if k.lower() == "warning"]
+            assert any("HostnamesMoved" in w and f"HTTPRoute {site}/login" in w and f"namespace {other}" in w
+                       for w in warnings), warnings
     finally:
         with contextlib.suppress(ApiException):
             await asyncio.to_thread(admission.delete_validating_webhook_configuration, webhook_name)
