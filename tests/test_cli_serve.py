@@ -163,3 +163,26 @@ def test_every_subcommand_has_help() -> None:
     result = run_cli("--help")
     assert result.returncode == 0
     assert re.search(r"serve.*\n.*certs.*\n.*version", result.stdout, re.DOTALL)
+
+
+def test_shutdown_reads_the_request_state_aiohttp_keeps_on_each_connection() -> None:
+    """Shutdown tells an idle connection from one with a request aiohttp has read but not yet handed to a handler
+    by two attributes of aiohttp's RequestHandler; an aiohttp that renamed them would make every such connection
+    look idle (and be closed mid-request), so their presence is checked here."""
+    from aiohttp.web_protocol import RequestHandler
+
+    from webhook.handlers import Lifecycle
+    from webhook.server import _idle
+
+    class Connection:  # the two attributes, hashable as aiohttp's handlers are
+        def __init__(self, messages: list[str], in_progress: bool) -> None:
+            self._messages, self._request_in_progress = messages, in_progress
+
+    assert {"_messages", "_request_in_progress"} <= set(RequestHandler.__slots__)
+    lifecycle = Lifecycle()
+    assert _idle(Connection([], False), lifecycle)
+    assert not _idle(Connection(["a request"], False), lifecycle)
+    assert not _idle(Connection([], True), lifecycle)
+    counted = Connection([], False)
+    lifecycle.begin(counted)
+    assert not _idle(counted, lifecycle)

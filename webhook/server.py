@@ -14,6 +14,7 @@ background tasks stop and the process exits 0.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import ssl
@@ -177,12 +178,22 @@ async def stop(app: web.Application, runner: web.AppRunner, *, timeout: float, d
         for connection in runner.server.connections:
             if _idle(connection, lifecycle):
                 connection.force_close()  # what aiohttp's own keep-alive timeout does
-    if lifecycle.busy:
-        try:
-            await asyncio.wait_for(lifecycle.drained.wait(), timeout)
-        except TimeoutError:
+    # Requests in handlers, and requests aiohttp has read but not yet handed to one, finish
+    # (each answer closes its connection), for at most ``timeout`` s.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while lifecycle.busy or (runner.server is not None
+                             and not all(_idle(c, lifecycle) for c in runner.server.connections)):
+        remaining = deadline - loop.time()
+        if remaining <= 0:
             log.warning("requests still in flight at the shutdown timeout",
                         extra=fields(in_flight=sum(lifecycle.busy.values())))
+            break
+        if lifecycle.busy:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lifecycle.drained.wait(), remaining)
+        else:
+            await asyncio.sleep(0.01)  # a request read but not yet in its handler: it starts next
     await runner.cleanup()
 
 
