@@ -248,16 +248,10 @@ def waiting_routes_do_not_conflict(ctx: RuleContext, gateway: gw.Gateway) -> Ite
         return
     later = _later_claimants(ctx, gateway, _routes_on(ctx, gateway))
     if later:
-        reason = "PathConflict" if ctx.policy.unique_paths else "HostnameConflict"
-        yield ctx.violation(
-            "blastradius/WaitingRoutesConflict",
-            f"creating {gateway.describe()} gives {len(_first_per_route(later))} route(s) already waiting for it a "
-            f"{'path' if ctx.policy.unique_paths else 'hostname'} another namespace claimed first; the later "
-            f"claimants: {_names(_first_per_route(later))}",
-            field="spec.listeners", reason=reason,
+        yield _claimed_first(
+            ctx, "blastradius/WaitingRoutesConflict", later, f"creating {gateway.describe()}", "already waiting for it",
             fix="agree which namespace keeps each name and remove it from the other routes (they were applied before "
-                "the Gateway, so admission could not compare their listener hostnames)",
-        )
+                "the Gateway, so admission could not compare their listener hostnames)")
 
 
 def gateway_change_keeps_hostnames_apart(ctx: RuleContext, old: gw.Gateway, new: gw.Gateway) -> Iterator[Violation]:
@@ -273,16 +267,11 @@ def gateway_change_keeps_hostnames_apart(ctx: RuleContext, old: gw.Gateway, new:
     before = _later_claimants(ctx, old, routes)
     moved = {key: text for key, text in _later_claimants(ctx, new, routes).items() if key not in before}
     if moved:
-        reason = "PathConflict" if ctx.policy.unique_paths else "HostnameConflict"
-        yield ctx.violation(
-            "blastradius/HostnamesMoved",
-            f"this change to the listeners of {new.describe()} gives {len(_first_per_route(moved))} route(s) on it a "
-            f"{'path' if ctx.policy.unique_paths else 'hostname'} another namespace claimed first (a route that "
-            f"lists no hostnames takes its listener's); the later claimants: {_names(_first_per_route(moved))}",
-            field="spec.listeners", reason=reason,
+        yield _claimed_first(
+            ctx, "blastradius/HostnamesMoved", moved, f"this change to the listeners of {new.describe()}", "on it",
+            note=" (a route that lists no hostnames takes its listener's)",
             fix="keep the listener hostnames those routes are served on, or agree which namespace keeps each name and "
-                "move the other routes first",
-        )
+                "move the other routes first")
 
 
 def _routes_on(ctx: RuleContext, gateway: gw.Gateway) -> list[gw.Route]:
@@ -316,12 +305,20 @@ def _later_claimants(ctx: RuleContext, gateway: gw.Gateway, routes: list[gw.Rout
     return later
 
 
-def _first_per_route(later: dict[tuple[str, str], str]) -> list[str]:
-    """One description per route (its first conflicting hostname)."""
+def _claimed_first(ctx: RuleContext, rule: str, later: dict[tuple[str, str], str], cause: str, routes: str, *,
+                   fix: str, note: str = "") -> Violation:
+    """One finding naming the later claimants of :func:`_later_claimants`, a route each
+    (its first conflicting hostname): ``cause`` gives the ``routes`` a name claimed first."""
     first: dict[str, str] = {}
     for (what, _), text in later.items():
         first.setdefault(what, text)
-    return list(first.values())
+    unique = "path" if ctx.policy.unique_paths else "hostname"
+    return ctx.violation(
+        rule,
+        f"{cause} gives {len(first)} route(s) {routes} a {unique} another namespace claimed first{note}; the later "
+        f"claimants: {_names(list(first.values()))}",
+        field="spec.listeners", reason="PathConflict" if ctx.policy.unique_paths else "HostnameConflict", fix=fix,
+    )
 
 
 def _conflicts_among(ctx: RuleContext, claims: list[Claim]) -> Iterator[tuple[Claim, Claim, bool]]:
