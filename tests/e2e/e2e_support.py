@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from conftest import eventually as poll
 
-from webhook.certs import CertificateFiles
+from webhook.certs import CertificateFiles, write_certificates
 from webhook.policy.loader import PolicyStore
 from webhook.runtime import Runtime
 from webhook.server import create_app, start
@@ -61,6 +61,27 @@ def cluster_client() -> Any:
         except ApiException as exc:
             _skip(f"the Gateway API CRD {plural}.{GATEWAY_GROUP} is not readable (HTTP {exc.status})")
     return client
+
+
+async def require_crd(client: Any, kind: str) -> None:
+    """Skip, saying why, when the cluster does not serve the Gateway API CRD of ``kind``
+    (the standard CRDs ``cluster_client`` checks, or one such as ListenerSet that older releases lack)."""
+    plural = KINDS_BY_NAME[kind].plural
+    try:
+        await asyncio.to_thread(k8s.ApiextensionsV1Api(client).read_custom_resource_definition,
+                                f"{plural}.{GATEWAY_GROUP}", _request_timeout=10)
+    except ApiException as exc:
+        _skip(f"the {kind} CRD is not readable (HTTP {exc.status})")
+
+
+def webhook_files(directory: Path, policies: str, *, name: str = "tenancy.yaml") -> CertificateFiles:
+    """Under ``directory``: serving certificates for the webhook's address, made by the
+    project's own certificate code, and ``policies/<name>`` holding ``policies``."""
+    certs = CertificateFiles(directory / "certs")
+    write_certificates(certs.directory, hostnames=["localhost"], ips=[HOST])
+    (directory / "policies").mkdir()
+    (directory / "policies" / name).write_text(policies)
+    return certs
 
 
 @pytest.fixture(scope="module", name="api_client")

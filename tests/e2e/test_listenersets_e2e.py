@@ -29,14 +29,15 @@ from e2e_support import (
     denial,
     eventually,
     first_refusal,
+    require_crd,
     routewarden,
     served_version,
     validating_webhook,
+    webhook_files,
 )
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from webhook.certs import CertificateFiles, write_certificates
 from webhook.state.kinds import KINDS_BY_NAME
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -63,11 +64,7 @@ async def test_conflicting_listenersets_are_refused_and_a_good_one_serves_routes
     """Through kube-apiserver: ProtocolConflict and a duplicate listener refused (ListenersNotValid), a hostname
     hijack through a set refused (HostnameConflict); a set that conflicts with nothing is created and a route
     attaches through it."""
-    try:
-        await asyncio.to_thread(k8s.ApiextensionsV1Api(api_client).read_custom_resource_definition,
-                                f"listenersets.{GATEWAY_GROUP}", _request_timeout=10)
-    except ApiException as exc:
-        pytest.skip(f"end-to-end tests need a cluster: the ListenerSet CRD is not readable (HTTP {exc.status})")
+    await require_crd(api_client, "ListenerSet")
     cluster = Cluster(api_client)
     cluster.versions["ListenerSet"] = served_version(api_client, "ListenerSet")
     admission = k8s.AdmissionregistrationV1Api(api_client)
@@ -75,10 +72,7 @@ async def test_conflicting_listenersets_are_refused_and_a_good_one_serves_routes
     infra, first, second = (f"rw-e2e-{run}-{n}" for n in ("infra", "first", "second"))
     hostname = f"echo-{run}.example.com"
     webhook_name = f"routewarden-e2e-listenersets-{run}"
-    certs = CertificateFiles(tmp_path / "certs")
-    write_certificates(certs.directory, hostnames=["localhost"], ips=[HOST])
-    (tmp_path / "policies").mkdir()
-    (tmp_path / "policies" / "tenancy.yaml").write_text(POLICY.format(run=run, infra=infra))
+    certs = webhook_files(tmp_path, POLICY.format(run=run, infra=infra))
     created: list[str] = []
     try:
         for ns in (infra, first, second):

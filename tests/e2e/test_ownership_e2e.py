@@ -33,14 +33,15 @@ from e2e_support import (
     denial,
     eventually,
     first_refusal,
+    require_crd,
     routewarden,
     served_version,
     validating_webhook,
+    webhook_files,
 )
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from webhook.certs import CertificateFiles, write_certificates
 from webhook.state.kinds import KINDS_BY_NAME
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -98,11 +99,7 @@ async def test_hijacks_through_listenersets_and_listener_hostnames_are_refused_a
     """Through kube-apiserver: a hijack through a ListenerSet and a route without hostnames taking another team's
     listener hostname are refused (HostnameConflict); with unique: path a path split on one host is created and an
     overlapping path from another team is refused (PathConflict)."""
-    try:
-        await asyncio.to_thread(k8s.ApiextensionsV1Api(api_client).read_custom_resource_definition,
-                                f"listenersets.{GATEWAY_GROUP}", _request_timeout=10)
-    except ApiException as exc:
-        pytest.skip(f"end-to-end tests need a cluster: the ListenerSet CRD is not readable (HTTP {exc.status})")
+    await require_crd(api_client, "ListenerSet")
     cluster = Cluster(api_client)
     cluster.versions["ListenerSet"] = served_version(api_client, "ListenerSet")
     admission = k8s.AdmissionregistrationV1Api(api_client)
@@ -110,10 +107,7 @@ async def test_hijacks_through_listenersets_and_listener_hostnames_are_refused_a
     infra, other, team, site, store = (f"rw-e2e-{run}-{n}" for n in ("infra", "other", "team", "site", "store"))
     app, foo, shop = (f"{n}-{run}.example.com" for n in ("app", "foo", "shop"))
     webhook_name = f"routewarden-e2e-ownership-{run}"
-    certs = CertificateFiles(tmp_path / "certs")
-    write_certificates(certs.directory, hostnames=["localhost"], ips=[HOST])
-    (tmp_path / "policies").mkdir()
-    (tmp_path / "policies" / "tenancy.yaml").write_text(POLICIES.format(run=run, infra=infra))
+    certs = webhook_files(tmp_path, POLICIES.format(run=run, infra=infra))
     created: list[str] = []
     try:
         for ns in (infra, other, team, site, store):

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import GATEWAY_GROUP, Cluster, api_client_fixture, eventually  # noqa: F401 - the api_client fixture
+from e2e_support import GATEWAY_GROUP, Cluster, api_client_fixture, eventually, webhook_files  # noqa: F401 - the api_client fixture
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from test_webhook_e2e import HOST, denial, first_refusal, route, routewarden
 
-from webhook.certs import CertificateFiles, write_certificates
+from webhook.certs import CertificateFiles
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -57,10 +57,7 @@ async def test_exceptions_and_namespace_patterns_at_apply_time(api_client: Any, 
     run = uuid.uuid4().hex[:8]
     infra, apples, bananas = (f"rw-e2e-{run}-{n}" for n in ("infra", "apples", "bananas"))
     webhook_name = f"routewarden-e2e-policies-{run}"
-    certs = CertificateFiles(tmp_path / "certs")
-    write_certificates(certs.directory, hostnames=["localhost"], ips=[HOST])
-    (tmp_path / "policies").mkdir()
-    (tmp_path / "policies" / "tenancy.yaml").write_text(POLICIES.format(run=run, infra=infra))
+    certs = webhook_files(tmp_path, POLICIES.format(run=run, infra=infra))
     created: list[str] = []
     try:
         for ns in (infra, apples, bananas):

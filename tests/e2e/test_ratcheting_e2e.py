@@ -27,11 +27,12 @@ from e2e_support import (
     first_refusal,
     routewarden,
     validating_webhook,
+    webhook_files,
 )
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from webhook.certs import CertificateFiles, write_certificates
+from webhook.certs import CertificateFiles
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -79,10 +80,7 @@ async def test_a_route_its_gateway_no_longer_admits_can_be_labelled_finalized_an
     run = uuid.uuid4().hex[:8]
     infra, apples, cherries = (f"rw-e2e-{run}-{n}" for n in ("infra", "apples", "cherries"))
     webhook_name = f"routewarden-e2e-ratchet-{run}"
-    certs = CertificateFiles(tmp_path / "certs")
-    write_certificates(certs.directory, hostnames=["localhost"], ips=[HOST])
-    (tmp_path / "policies").mkdir()
-    (tmp_path / "policies" / "tenancy.yaml").write_text(POLICY.format(run=run, infra=infra))
+    certs = webhook_files(tmp_path, POLICY.format(run=run, infra=infra))
     created: list[str] = []
     listeners = [
         {"name": "http", "port": 80, "protocol": "HTTP", "hostname": "*.example.com",

@@ -40,13 +40,14 @@ from e2e_support import (
     eventually,
     grant_services,
     impersonating,
+    webhook_files,
 )
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from test_service_trust_e2e import conditions, webhook
 from test_telemetry import value
 
-from webhook.certs import CertificateFiles, write_certificates
+from webhook.certs import CertificateFiles
 from webhook.policy.loader import PolicyStore
 from webhook.reconcile import Reconciler, ReconcilerConfig, service_kinds
 from webhook.reconcile.lease import LeaderElector, LeaseConfig
@@ -139,10 +140,7 @@ async def test_the_reconciler_keeps_the_generated_service_in_step_with_routes(ap
     run = uuid.uuid4().hex[:8]
     infra, apples, system = (f"rw-e2e-{run}-{n}" for n in ("infra", "apples", "system"))
     webhook_name = f"routewarden-e2e-reconcile-{run}"
-    certs = CertificateFiles(tmp_path / "certs")
-    write_certificates(certs.directory, hostnames=["localhost"], ips=[HOST])
-    (tmp_path / "policies").mkdir()
-    (tmp_path / "policies" / "services.yaml").write_text(POLICY.format(run=run, scheme=SCHEME, infra=infra))
+    certs = webhook_files(tmp_path, POLICY.format(run=run, scheme=SCHEME, infra=infra), name="services.yaml")
     created: list[str] = []
     try:
         for ns in (infra, apples, system):

@@ -32,11 +32,12 @@ from e2e_support import (
     grant_services,
     impersonating,
     routewarden,
+    webhook_files,
 )
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from webhook.certs import CertificateFiles, write_certificates
+from webhook.certs import CertificateFiles
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -113,11 +114,7 @@ async def test_only_the_controllers_own_service_gets_the_gateways_hostname(
     run = uuid.uuid4().hex[:8]
     infra, controller_ns, tenant_ns = (f"rw-e2e-{run}-{n}" for n in ("infra", "eg", "tenant"))
     tenant = f"tenant-{run}"
-    certs = CertificateFiles(tmp_path / "certs")
-    write_certificates(certs.directory, hostnames=["localhost"], ips=[HOST])
-    (tmp_path / "policies").mkdir()
-    (tmp_path / "policies" / "policies.yaml").write_text(
-        POLICIES.format(run=run, infra=infra, controller_ns=controller_ns, mode=mode))
+    certs = webhook_files(tmp_path, POLICIES.format(run=run, infra=infra, controller_ns=controller_ns, mode=mode), name="policies.yaml")
     names = f"routewarden-e2e-{run}"
     created: list[str] = []
     try:

@@ -40,11 +40,11 @@ from e2e_support import (
     Cluster,
     api_client_fixture,  # noqa: F401 - provides the api_client fixture
     eventually,
+    webhook_files,
 )
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from webhook.certs import CertificateFiles, write_certificates
 from webhook.freshness import confirm_interval
 from webhook.policy.loader import PolicyStore
 from webhook.runtime import Runtime
@@ -135,10 +135,7 @@ async def routewarden_registered(api_client: Any, tmp_path: Path) -> AsyncIterat
     admission = k8s.AdmissionregistrationV1Api(api_client)
     run = uuid.uuid4().hex[:8]
     infra, tenant = f"rw-e2e-{run}-infra", f"rw-e2e-{run}-tenant"
-    certs = CertificateFiles(tmp_path / "certs")
-    write_certificates(certs.directory, hostnames=["localhost"], ips=[HOST])
-    (tmp_path / "policies").mkdir()
-    (tmp_path / "policies" / "tenancy.yaml").write_text(POLICY.format(run=run, infra=infra, max_age=MAX_AGE))
+    certs = webhook_files(tmp_path, POLICY.format(run=run, infra=infra, max_age=MAX_AGE))
     store = PolicyStore(tmp_path / "policies")
     assert store.reload(), store.errors
     state, stats = ClusterState(expected_kinds=[k.kind for k in WATCHED_KINDS]), InformerStats()

@@ -34,11 +34,10 @@ from e2e_support import (
     impersonating,
     routewarden,
     validating_webhook,
+    webhook_files,
 )
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
-
-from webhook.certs import CertificateFiles, write_certificates
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -85,10 +84,7 @@ async def test_the_api_server_refuses_bad_routes_with_gateway_api_reasons(api_cl
     run = uuid.uuid4().hex[:8]
     infra, apples, bananas, cherries = (f"rw-e2e-{run}-{n}" for n in ("infra", "apples", "bananas", "cherries"))
     webhook_name = f"routewarden-e2e-{run}"
-    certs = CertificateFiles(tmp_path / "certs")
-    write_certificates(certs.directory, hostnames=["localhost"], ips=[HOST])
-    (tmp_path / "policies").mkdir()
-    (tmp_path / "policies" / "tenancy.yaml").write_text(POLICY.format(run=run, infra=infra))
+    certs = webhook_files(tmp_path, POLICY.format(run=run, infra=infra))
     created: list[str] = []
     try:
         for ns, team in ((infra, None), (apples, "apples"), (bananas, "bananas"), (cherries, None)):
